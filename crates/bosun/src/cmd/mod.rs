@@ -1,0 +1,57 @@
+//! The command tree: one variant per subcommand, each implemented in its own
+//! module. `dispatch` is the only place that knows every subcommand.
+
+mod version;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// bosun: containers on one machine and a Kubernetes-compatible cluster, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "bosun", version, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); BOSUN_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the bosun version, git commit and the Kubernetes API version served.
+    Version(version::Args),
+}
+
+/// Runs the chosen subcommand and returns the process exit code.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Version(args) => version::run(args),
+    }
+}
+
+/// Sets up `tracing` output on stderr: quiet by default, louder with `-v`.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BOSUN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Joins an error chain into one line: "outer: inner: root cause".
+pub fn one_line(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
