@@ -1,0 +1,56 @@
+//! The cluster's state store, with etcd's model.
+//!
+//! Every write takes the next value of one global, monotonically increasing
+//! revision; that revision is the object's `resourceVersion`. Keys are strings
+//! (`/registry/<resource>/<namespace>/<name>`), values opaque bytes (JSON).
+//! Reads can list a prefix and say which revision they reflect; writes are
+//! guarded by the expected mod revision (compare-and-swap); a watch replays
+//! every change after a revision, in order, then streams live ones; old
+//! revisions are compacted and a watch from before the compaction fails with
+//! [`StoreError::Compacted`]. This crate knows nothing of resource types.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod types;
+mod update;
+
+pub use error::{Result, StoreError};
+pub use types::{EventKind, KeyValue, ListOptions, ListResult, Revision, WatchEvent, WatchStream};
+pub use update::{guaranteed_update, Decision};
+
+use async_trait::async_trait;
+
+/// A store with etcd's semantics. Implementations: SQLite (embedded default)
+/// and etcd (distributed). The same conformance suite runs against both.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The value at `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
+
+    /// Keys under `prefix` in key order, starting after `opts.start_after`,
+    /// at most `opts.limit` of them, with the store revision they reflect.
+    async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult>;
+
+    /// Creates `key`; fails with [`StoreError::AlreadyExists`] if present.
+    async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue>;
+
+    /// Replaces `key` only if its mod revision is `expected`; otherwise
+    /// [`StoreError::Conflict`] (or [`StoreError::NotFound`] if absent).
+    async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<KeyValue>;
+
+    /// Deletes `key` (only if its mod revision is `expected`, when given).
+    /// Returns the deleted value with `mod_revision` set to the deletion's revision.
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue>;
+
+    /// Every change under `prefix` with revision > `after`, in revision order,
+    /// followed by live changes. `after` below the compacted revision fails
+    /// with [`StoreError::Compacted`].
+    async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
+
+    /// The latest revision (0 for an empty store).
+    async fn current_revision(&self) -> Result<Revision>;
+
+    /// Forgets history at and below `revision`; current values stay.
+    async fn compact(&self, revision: Revision) -> Result<()>;
+}
