@@ -21,6 +21,23 @@ pub enum Error {
     MissingBindSource(std::path::PathBuf),
     #[error("no command specified")]
     NoCommand,
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    #[error("multiple containers match {0:?}: use more of the id")]
+    AmbiguousContainer(String),
+    #[error("Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse { name: String, id: String },
+    #[error("container record {path} is corrupt: {reason}")]
+    Corrupt {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot build the runtime spec: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
 }

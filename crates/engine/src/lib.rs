@@ -10,7 +10,9 @@
 
 pub mod defaults;
 mod error;
+pub mod names;
 pub mod options;
+pub mod records;
 pub mod spec;
 
 pub use error::{Error, Result};
