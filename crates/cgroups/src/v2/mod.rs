@@ -90,6 +90,11 @@ pub(crate) fn delegate(dir: &Path, only: Option<&[&str]>) -> Result<()> {
 pub(crate) fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
     let Some(d) = cg.find("") else { return Ok(()) };
     let dir = d.path.as_path();
+    unified::check(r)?;
+    if let Some(m) = r.memory() {
+        v1::memory::validate(m)?;
+        memory::swap_max(m.swap(), m.limit())?;
+    }
     if v1::cpuset::wanted(r) {
         v1::cpuset::apply(dir, r)?;
     }

@@ -8,6 +8,14 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::{fsutil, Error, Result};
 
+/// Refuses keys that are not controller file names (called before any write).
+pub(crate) fn check(r: &LinuxResources) -> Result<()> {
+    r.unified()
+        .iter()
+        .flatten()
+        .try_for_each(|(k, _)| check_key(k))
+}
+
 /// Writes each `file = value` pair, in key order for a stable result.
 pub(crate) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     let Some(map) = r.unified() else {
@@ -16,7 +24,6 @@ pub(crate) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
     for key in keys {
-        check_key(key)?;
         fsutil::write(dir, key, &map[key])?;
     }
     Ok(())
