@@ -6,14 +6,15 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{Linux, LinuxResources};
+use serde::{Deserialize, Serialize};
 
 use crate::hierarchy::Mount;
 use crate::path::{dir_in, inner_path};
 use crate::{fsutil, v1, v2, Error, Hierarchy, Result, Version};
 
 /// The container's directory in one hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Dir {
     pub(crate) mount: Mount,
     /// The container's cgroup directory.
@@ -30,7 +31,12 @@ impl Dir {
 }
 
 /// One container's cgroup in every hierarchy of a [`Hierarchy`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// It serializes (serde) so a runtime can keep it in the container's state:
+/// a relative `cgroupsPath` depends on the cgroup of the process that named
+/// it, so `delete` run from elsewhere must reuse the stored directories
+/// rather than name them again (runc keeps its paths in state.json too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cgroup {
     id: String,
     pub(crate) version: Version,
@@ -68,6 +74,19 @@ impl Cgroup {
             version: h.version,
             dirs,
         })
+    }
+
+    /// Names the cgroup from a spec's `linux` section (its `cgroupsPath`).
+    pub fn for_spec(h: &Hierarchy, linux: Option<&Linux>, id: &str) -> Result<Cgroup> {
+        let path = linux.and_then(|l| l.cgroups_path().as_ref());
+        let text = match path {
+            Some(p) => Some(p.to_str().ok_or_else(|| Error::InvalidPath {
+                path: p.to_string_lossy().into_owned(),
+                reason: "it is not UTF-8",
+            })?),
+            None => None,
+        };
+        Cgroup::new(h, text, id)
     }
 
     /// The container id this cgroup was named for.

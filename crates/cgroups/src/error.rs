@@ -79,6 +79,9 @@ pub enum Error {
     /// No cgroup filesystem is mounted, or /proc could not be read.
     #[error("cannot detect cgroups: {reason}")]
     Detect { reason: String },
+    /// The number names no signal.
+    #[error("invalid signal {0}")]
+    InvalidSignal(i32),
     /// A signal could not be sent.
     #[error("cannot send signal {signal} to pid {pid}: {source}")]
     Signal {

@@ -12,10 +12,12 @@ use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::{Error, Result};
 
 /// The cgroup version bosun drives on this host (a hybrid host is `V1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Version {
     V1,
     V2,
@@ -49,7 +51,7 @@ const V1_CONTROLLERS: &[&str] = &[
 ];
 
 /// One mounted hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Mount {
     /// Where it is mounted (`/sys/fs/cgroup/memory`).
     pub(crate) mountpoint: PathBuf,
@@ -88,7 +90,7 @@ impl Mount {
 }
 
 /// Where each controller lives on this host (or in a fake tree for tests).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hierarchy {
     pub(crate) version: Version,
     pub(crate) mounts: Vec<Mount>,

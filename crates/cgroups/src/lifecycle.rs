@@ -71,11 +71,7 @@ impl Cgroup {
     fn signal_members(&self, signal: i32) -> Result<()> {
         let sig = match signal {
             0 => None,
-            n => Some(Signal::try_from(n).map_err(|source| Error::Signal {
-                pid: 0,
-                signal,
-                source,
-            })?),
+            n => Some(Signal::try_from(n).map_err(|_| Error::InvalidSignal(n))?),
         };
         let me = std::process::id() as i32;
         for pid in self.procs()?.into_iter().filter(|p| *p != me) {
@@ -120,11 +116,16 @@ impl Cgroup {
         }
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
+        let mut first = true;
         loop {
             let pids = self.procs()?;
-            if !pids.is_empty() {
+            if !pids.is_empty() && first {
+                // Frozen while signalled, so nothing forks past the kill.
                 self.kill_all(Signal::SIGKILL as i32)?;
+            } else if !pids.is_empty() {
+                self.signal_members(Signal::SIGKILL as i32)?;
             }
+            first = false;
             let mut all_gone = true;
             for d in &self.dirs {
                 all_gone &= remove_tree(&d.path)?;

@@ -249,3 +249,22 @@ fn a_hybrid_hosts_cgroup2_mount_serves_only_hugetlb() {
         .unwrap_err();
     assert!(err.to_string().contains("3MB"), "{err}");
 }
+
+#[test]
+fn a_stored_cgroup_names_the_same_directories() {
+    let tmp = testkit::scratch_dir();
+    let h = fake_tree(tmp.path(), &CONTROLLERS).with_own_cgroup("memory", "/nested/own");
+    let linux: oci_spec::runtime::Linux =
+        serde_json::from_str(r#"{"cgroupsPath": "pods/ctr"}"#).unwrap();
+    let cg = Cgroup::for_spec(&h, Some(&linux), "ctr").unwrap();
+    assert_eq!(
+        cg.dir("memory"),
+        Some(tmp.path().join("memory/nested/own/pods/ctr"))
+    );
+    let stored = serde_json::to_string(&cg).unwrap();
+    let back: Cgroup = serde_json::from_str(&stored).unwrap();
+    assert_eq!(back, cg);
+    assert_eq!(back.dirs(), cg.dirs());
+    let by_id = Cgroup::for_spec(&h, None, "ctr").unwrap();
+    assert_eq!(by_id.dir("cpu"), Some(tmp.path().join("cpu/ctr")));
+}
