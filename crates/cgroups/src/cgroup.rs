@@ -151,9 +151,22 @@ impl Cgroup {
     }
 
     /// Moves `pid` (a whole process) into the cgroup in every hierarchy.
+    /// A task still being created (TASK_NEW) is refused with EINVAL; like
+    /// runc, the write is retried a few times before giving up.
     pub fn add_task(&self, pid: i32) -> Result<()> {
         for d in &self.dirs {
-            fsutil::write(&d.path, "cgroup.procs", pid)?;
+            let mut tries = 0;
+            loop {
+                match fsutil::write(&d.path, "cgroup.procs", pid) {
+                    Err(Error::Write { ref source, .. })
+                        if tries < 5 && source.raw_os_error() == Some(nix::libc::EINVAL) =>
+                    {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(30));
+                    }
+                    result => break result?,
+                }
+            }
         }
         Ok(())
     }

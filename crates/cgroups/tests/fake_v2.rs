@@ -84,7 +84,7 @@ fn apply_writes_every_controller_file() {
     ))
     .unwrap();
     let expect = [
-        ("cpu.weight", "39"),
+        ("cpu.weight", "100"),
         ("cpu.max", "20000 100000"),
         ("cpuset.cpus", "0"),
         ("cpuset.mems", "0"),

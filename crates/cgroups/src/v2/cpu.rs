@@ -7,12 +7,20 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::{fsutil, CpuStats, Error, Result, Version};
 
-/// runc's mapping of v1 shares [2, 262144] onto v2 weight [1, 10000].
+/// Maps v1 shares [2, 262144] onto v2 weight [1, 10000] with the
+/// log-quadratic curve runc (1.3.2+) and crun (1.23+) use, which keeps the
+/// defaults aligned (1024 shares → weight 100; the older linear formula gave 39).
 pub(crate) fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 0;
+    match shares {
+        0 => 0,
+        1..=2 => 1,
+        262_144.. => 10_000,
+        _ => {
+            let l = (shares as f64).log2();
+            let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+            (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
+        }
     }
-    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
 }
 
 /// The text of `cpu.max`: `max` or the quota, then the period if given.
@@ -81,7 +89,10 @@ mod tests {
     fn shares_map_onto_weights_like_runc() {
         assert_eq!(shares_to_weight(0), 0);
         assert_eq!(shares_to_weight(2), 1);
-        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(512), 59);
+        assert_eq!(shares_to_weight(1024), 100);
+        assert_eq!(shares_to_weight(2048), 174);
+        assert_eq!(shares_to_weight(262_143), 10_000);
         assert_eq!(shares_to_weight(262_144), 10_000);
     }
 
