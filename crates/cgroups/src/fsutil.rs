@@ -25,13 +25,14 @@ pub(crate) fn read(dir: &Path, file: &str) -> Result<String> {
     fs::read_to_string(&path).map_err(|source| Error::Read { path, source })
 }
 
-/// Reads `dir/file`, or `None` when the file does not exist (an older kernel
-/// or a controller that is not enabled).
+/// Reads `dir/file`, or `None` when the file does not exist (an older kernel,
+/// a controller that is not enabled, or a cgroup removed meanwhile: ENODEV).
 pub(crate) fn read_opt(dir: &Path, file: &str) -> Result<Option<String>> {
     let path = dir.join(file);
     match fs::read_to_string(&path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENODEV) => Ok(None),
         Err(source) => Err(Error::Read { path, source }),
     }
 }

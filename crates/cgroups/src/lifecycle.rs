@@ -58,7 +58,7 @@ impl Cgroup {
             return Ok(());
         }
         let was_frozen = self.is_frozen()?;
-        let froze = !was_frozen && self.freeze(true).is_ok();
+        let froze = !was_frozen && self.try_freeze();
         let result = self.signal_members(signal);
         // A frozen v1 task dies only once thawed; keep a paused container
         // paused for any other signal.
@@ -66,6 +66,22 @@ impl Cgroup {
             self.freeze(false)?;
         }
         result
+    }
+
+    /// Freezes for a kill; a freeze that fails half-way is undone so no task
+    /// stays stuck in FREEZING.
+    fn try_freeze(&self) -> bool {
+        if self.freezer().is_none() {
+            return false;
+        }
+        match self.freeze(true) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot freeze before signalling; signalling anyway");
+                let _ = self.freeze(false);
+                false
+            }
+        }
     }
 
     fn signal_members(&self, signal: i32) -> Result<()> {
@@ -115,7 +131,7 @@ impl Cgroup {
             let _ = self.freeze(false);
         }
         let start = Instant::now();
-        let mut pause = Duration::from_millis(1);
+        let mut pause = Duration::from_micros(100);
         let mut first = true;
         loop {
             let pids = self.procs()?;
@@ -146,7 +162,7 @@ impl Cgroup {
                 });
             }
             std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
+            pause = (pause * 2).min(Duration::from_millis(20));
         }
     }
 }

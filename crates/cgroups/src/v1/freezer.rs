@@ -13,7 +13,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) fn set(dir: &Path, frozen: bool) -> Result<()> {
     let want = if frozen { "FROZEN" } else { "THAWED" };
     let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
+    let mut pause = Duration::from_micros(100);
     loop {
         // Re-writing while FREEZING nudges tasks that were busy the first time.
         fsutil::write(dir, "freezer.state", want)?;
@@ -28,7 +28,7 @@ pub(crate) fn set(dir: &Path, frozen: bool) -> Result<()> {
             });
         }
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
