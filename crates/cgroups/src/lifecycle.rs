@@ -54,12 +54,16 @@ impl Cgroup {
     /// is frozen meanwhile (when a freezer exists) so that nothing forks
     /// past the signal; SIGKILL on v2 uses `cgroup.kill` when the kernel has it.
     pub fn kill_all(&self, signal: i32) -> Result<()> {
+        let sig = parse_signal(signal)?;
+        if self.procs()?.is_empty() {
+            return Ok(());
+        }
         if signal == Signal::SIGKILL as i32 && self.cgroup_kill()? {
             return Ok(());
         }
         let was_frozen = self.is_frozen()?;
         let froze = !was_frozen && self.try_freeze();
-        let result = self.signal_members(signal);
+        let result = self.signal_members(sig);
         // A frozen v1 task dies only once thawed; keep a paused container
         // paused for any other signal.
         if froze || (was_frozen && signal == Signal::SIGKILL as i32) {
@@ -84,11 +88,8 @@ impl Cgroup {
         }
     }
 
-    fn signal_members(&self, signal: i32) -> Result<()> {
-        let sig = match signal {
-            0 => None,
-            n => Some(Signal::try_from(n).map_err(|_| Error::InvalidSignal(n))?),
-        };
+    fn signal_members(&self, sig: Option<Signal>) -> Result<()> {
+        let signal = sig.map_or(0, |s| s as i32);
         let me = std::process::id() as i32;
         for pid in self.procs()?.into_iter().filter(|p| *p != me) {
             match kill(Pid::from_raw(pid), sig) {
@@ -139,7 +140,7 @@ impl Cgroup {
                 // Frozen while signalled, so nothing forks past the kill.
                 self.kill_all(Signal::SIGKILL as i32)?;
             } else if !pids.is_empty() {
-                self.signal_members(Signal::SIGKILL as i32)?;
+                self.signal_members(Some(Signal::SIGKILL))?;
             }
             first = false;
             let mut all_gone = true;
@@ -164,6 +165,16 @@ impl Cgroup {
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
         }
+    }
+}
+
+/// `0` (a liveness probe) is `None`; other numbers must name a signal.
+fn parse_signal(signal: i32) -> Result<Option<Signal>> {
+    match signal {
+        0 => Ok(None),
+        n => Signal::try_from(n)
+            .map(Some)
+            .map_err(|_| Error::InvalidSignal(n)),
     }
 }
 

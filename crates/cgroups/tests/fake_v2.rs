@@ -212,6 +212,15 @@ fn freeze_thaw_and_kill_use_the_core_files() {
     assert!(!cg.is_frozen().unwrap());
     seed(&dir, "cgroup.kill", "");
     cg.kill_all(9).unwrap();
+    assert_eq!(
+        read(&dir, "cgroup.kill"),
+        "",
+        "an empty cgroup is not killed"
+    );
+    seed(&dir, "cgroup.procs", "4194303\n");
+    let err = cg.kill_all(99).unwrap_err();
+    assert!(err.to_string().contains("invalid signal 99"), "{err}");
+    cg.kill_all(9).unwrap();
     assert_eq!(read(&dir, "cgroup.kill"), "1");
 }
 
