@@ -1,10 +1,12 @@
 //! The cgroup v2 backend against a fake cgroupfs tree in a temp dir.
 //!
 //! The bench machine is a hybrid v1 host whose only cgroup2 mount holds just
-//! hugetlb, so v2 code paths can only be tested this way here: the tests seed
-//! the files a kernel would show, run the backend, and read back what it
-//! wrote. What a fake cannot show (the kernel accepting a value, `rmdir` of a
-//! populated cgroup) is covered by the real-host tests in `host.rs` on v1.
+//! hugetlb, so v2 limits (cpu, memory, pids, io, cpuset) can only be tested
+//! this way here: the tests seed the files a kernel would show, run the
+//! backend, and read back what it wrote. The v2 lifecycle that needs no
+//! controller (join, cpu.stat usage, freeze, kill, nested destroy) runs for
+//! real in that cgroup2 mount (`host_v2.rs`); the kernel's enforcement of
+//! limits is checked on v1 (`host.rs`).
 
 use std::fs;
 use std::path::Path;
