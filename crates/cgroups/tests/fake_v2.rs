@@ -134,6 +134,19 @@ fn bad_values_are_refused_before_anything_is_written() {
         .unwrap_err();
     assert!(err.to_string().contains("memory.swap"), "{err}");
     assert!(!dir.join("memory.max").exists());
+    std::fs::write(dir.join("memory.current"), "5000\n").unwrap();
+    let err = cg
+        .apply(&resources(
+            r#"{"memory": {"limit": 4096, "checkBeforeUpdate": true}}"#,
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("below current usage"), "{err}");
+    assert!(!dir.join("memory.max").exists());
+    cg.apply(&resources(
+        r#"{"memory": {"limit": 8192, "checkBeforeUpdate": true}}"#,
+    ))
+    .unwrap();
+    std::fs::remove_file(dir.join("memory.max")).unwrap();
     let err = cg
         .apply(&resources(r#"{"cpu": {"realtimeRuntime": 1000}}"#))
         .unwrap_err();
