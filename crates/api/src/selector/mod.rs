@@ -4,8 +4,11 @@
 
 mod field;
 mod label;
+mod lexer;
+#[cfg(test)]
+mod tests;
 
-pub use field::{FieldOp, FieldRequirement, FieldSelector};
+pub use field::{field_value, FieldOp, FieldRequirement, FieldSelector};
 pub use label::{LabelSelector, Operator, Requirement};
 
 /// Why a selector was rejected; names the offending token or field.
