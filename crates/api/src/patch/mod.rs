@@ -11,6 +11,9 @@
 
 mod apply;
 mod json;
+mod schema;
+#[cfg(test)]
+mod smp_tests;
 mod strategic;
 
 pub use apply::{managed_fields_update, server_side_apply, ApplyError, Conflict};
