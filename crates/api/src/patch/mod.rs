@@ -10,6 +10,9 @@
 //!   ordinary writes (operation `Update`).
 
 mod apply;
+#[cfg(test)]
+mod apply_tests;
+mod fields;
 mod json;
 mod schema;
 #[cfg(test)]

@@ -266,7 +266,6 @@ static KINDS: &[&str] = &[
 
 /// A value filled in by defaulting that identifies list items for
 /// server-side apply (`protocol` of ports defaults to TCP).
-#[allow(dead_code)] // used by server-side apply
 pub(crate) fn key_default(field: &str) -> Option<&'static str> {
     (field == "protocol").then_some("TCP")
 }
