@@ -1,4 +1,4 @@
-//! Decoding the bodies the real kubectl 1.33 posts for `kubectl create
+//! Decoding the bodies the real kubectl 1.33 and 1.32 post for `kubectl create
 //! <generator>` (captured from a recording listener, `testdata/protobuf/*.bin`)
 //! and comparing with the JSON the same command prints with
 //! `--dry-run=client -o json` (`*.json`).
