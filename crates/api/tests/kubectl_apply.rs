@@ -261,6 +261,22 @@ fn client_side_apply_twice_patches_and_diff_shows_the_change() {
         );
         assert_eq!(live["metadata"]["labels"]["patched"], "yes");
         assert_eq!(live["spec"]["replicas"], 1);
+        // Switching to server-side apply: fields set by client-side apply
+        // (in the last-applied annotation) change hands without conflicts;
+        // kubectl then migrates the managedFields entries.
+        let mut m = manifest(&name, 1, "c", false);
+        m["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+        let out = run(&["apply", "--server-side", "-f", &write(dir.path(), &m)]);
+        assert!(
+            common::text(&out).contains("serverside-applied"),
+            "{}",
+            common::text(&out)
+        );
+        let live = objects.lock().unwrap()[&name].clone();
+        assert_eq!(
+            live["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
+            "c"
+        );
     }
 }
 

@@ -151,6 +151,7 @@ pub fn server_side_apply(
 
     let empty = Value::Object(Map::new());
     let live_obj = live.unwrap_or(&empty);
+    let client_side = last_applied_fields(live_obj, root);
     let mut conflicts = Vec::new();
     for entry in entries.iter_mut().filter(|e| !mine(e)) {
         let clashing: Vec<Path> = entry
@@ -160,14 +161,17 @@ pub fn server_side_apply(
             .filter(|p| fields::lookup(live_obj, p) != fields::lookup(applied, p))
             .cloned()
             .collect();
-        if force {
-            entry.set.retain(|p| !clashing.contains(p));
-        } else {
-            conflicts.extend(clashing.iter().map(|p| Conflict {
-                manager: entry.manager.clone(),
-                field: fields::display(p),
-            }));
-        }
+        // Fields client-side apply set (they are in the last-applied
+        // annotation) change hands silently, as upstream's
+        // lastAppliedManager does, so switching to --server-side works.
+        let (taken, refused): (Vec<Path>, Vec<Path>) = clashing
+            .into_iter()
+            .partition(|p| force || (entry.operation == "Update" && client_side.contains(p)));
+        entry.set.retain(|p| !taken.contains(p));
+        conflicts.extend(refused.iter().map(|p| Conflict {
+            manager: entry.manager.clone(),
+            field: fields::display(p),
+        }));
     }
     if !conflicts.is_empty() {
         return Err(ApplyError::Conflicts { conflicts });
@@ -213,6 +217,19 @@ pub fn server_side_apply(
     }
     store_entries(&mut object, &entries);
     Ok(object)
+}
+
+/// The annotation client-side `kubectl apply` keeps its configuration in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The field set of the object's last-applied annotation (empty without one).
+fn last_applied_fields(live: &Value, root: TypeRef) -> FieldSet {
+    live.pointer("/metadata/annotations")
+        .and_then(|a| a.get(LAST_APPLIED))
+        .and_then(Value::as_str)
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .and_then(|cfg| fields::extract(&cfg, root).ok())
+        .unwrap_or_default()
 }
 
 /// Merges an apply configuration into the object in place.

@@ -187,3 +187,26 @@ fn fields_v1_round_trips_and_bad_items_are_named() {
     assert!(err.to_string().contains("containers"), "{err}");
     assert!(err.to_string().contains("\"name\""), "{err}");
 }
+
+#[test]
+fn fields_set_by_client_side_apply_change_hands_without_conflict() {
+    let mut csa = kubectl_body();
+    let last = csa.to_string();
+    csa["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": last});
+    let live = managed_fields_update(None, &csa, "kubectl-client-side-apply");
+    let mut cfg = kubectl_body();
+    cfg["spec"]["replicas"] = json!(8);
+    let out = apply(Some(&live), &cfg, "kubectl", false).unwrap();
+    assert_eq!(out["spec"]["replicas"], 8);
+    let csa_fields = &entry(&out, "kubectl-client-side-apply").unwrap()["fieldsV1"];
+    assert!(csa_fields["f:spec"].get("f:replicas").is_none());
+    // A field client-side apply did not set (no annotation entry) still conflicts.
+    let mut scaled = live.clone();
+    scaled["spec"]["paused"] = json!(true);
+    let scaled = managed_fields_update(Some(&live), &scaled, "kubectl-client-side-apply");
+    let mut cfg = kubectl_body();
+    cfg["spec"]["paused"] = json!(false);
+    let err = apply(Some(&scaled), &cfg, "kubectl", false).unwrap_err();
+    assert!(err.to_string().contains(".spec.paused"), "{err}");
+}
