@@ -3,11 +3,16 @@
 //! validation check) and full `components.schemas` from k8s-openapi (for
 //! `kubectl explain`). Output is deterministic; [`hash`] gives the ETag.
 //! [`OpenApiV3`] builds everything once so a server can cache the bytes.
+//! [`check_object`] finds unknown fields and wrongly typed values for
+//! `fieldValidation=Strict`.
 
 mod paths;
 mod schemas;
 #[cfg(test)]
 mod tests;
+mod validate;
+
+pub use validate::{check_object, FieldIssue};
 
 use std::collections::BTreeMap;
 

@@ -77,7 +77,7 @@ macro_rules! kinds {
     };
 }
 
-fn schema_of(
+pub(super) fn schema_of(
     generator: &mut SchemaGenerator,
     group: &str,
     version: &str,

@@ -134,3 +134,29 @@ fn unknown_kinds_get_a_permissive_schema() {
     let schema = &get["responses"]["200"]["content"]["application/json"]["schema"];
     assert_eq!(schema["x-kubernetes-preserve-unknown-fields"], true);
 }
+
+#[test]
+fn strict_validation_names_unknown_and_mistyped_fields() {
+    let dep = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}, "annotations": {"a": "b"}},
+        "spec": {"replica": 3, "replicas": "3", "selector": {"matchLabels": {"app": "web"}},
+            "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+                {"name": "app", "image": "nginx", "imagee": "x", "ports": [{"containerPort": 80}],
+                 "resources": {"limits": {"cpu": 1, "memory": "64Mi"}}}]}}},
+        "status": null});
+    let issues = check_object("apps", "v1", "Deployment", &dep).unwrap();
+    let shown: Vec<String> = issues.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            "unknown field \"spec.replica\"",
+            "spec.replicas: expected integer",
+            "unknown field \"spec.template.spec.containers[0].imagee\"",
+        ]
+    );
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
+        "managedFields": [{"manager": "m", "fieldsV1": {"f:data": {}}}]}, "data": {"k": "v"}});
+    assert_eq!(check_object("", "v1", "ConfigMap", &cm), Some(vec![]));
+    assert_eq!(check_object("example.com", "v1", "Widget", &cm), None);
+}
