@@ -284,15 +284,32 @@ fn merge(target: &mut Value, applied: &Value, ty: TypeRef, path: &str) -> Result
 /// changed relative to `old` (all of them on create) move to its entry,
 /// and fields the write removed leave every entry. Returns the updated object.
 pub fn managed_fields_update(old: Option<&Value>, new: &Value, manager: &str) -> Value {
+    managed_fields_update_subresource(old, new, manager, "")
+}
+
+/// [`managed_fields_update`] for a write through a subresource: for
+/// `status` only the fields under `.status` are tracked, and the entry
+/// carries `subresource: status` as upstream's do.
+pub fn managed_fields_update_subresource(
+    old: Option<&Value>,
+    new: &Value,
+    manager: &str,
+    subresource: &str,
+) -> Value {
     let gvk = GroupVersionKind::of_object(new).unwrap_or_else(|| GroupVersionKind::new("", "", ""));
     let root = TypeRef::root(&gvk.kind);
+    let extract = |o: &Value| {
+        if subresource == "status" {
+            fields::extract_status(o, root)
+        } else {
+            fields::extract(o, root)
+        }
+    };
     // An object that cannot be walked (a keyed item without its key) keeps its entries.
-    let Ok(new_set) = fields::extract(new, root) else {
+    let Ok(new_set) = extract(new) else {
         return new.clone();
     };
-    let old_set = old
-        .and_then(|o| fields::extract(o, root).ok())
-        .unwrap_or_default();
+    let old_set = old.and_then(|o| extract(o).ok()).unwrap_or_default();
     let empty = Value::Object(Map::new());
     let old_obj = old.unwrap_or(&empty);
     let changed: FieldSet = new_set
@@ -316,7 +333,7 @@ pub fn managed_fields_update(old: Option<&Value>, new: &Value, manager: &str) ->
         .unwrap_or("")
         .to_string();
     let mine =
-        |e: &Entry| e.manager == manager && e.operation == "Update" && e.subresource.is_empty();
+        |e: &Entry| e.manager == manager && e.operation == "Update" && e.subresource == subresource;
     if !changed.is_empty() {
         match entries.iter_mut().find(|e| mine(e)) {
             Some(e) => {
@@ -326,7 +343,7 @@ pub fn managed_fields_update(old: Option<&Value>, new: &Value, manager: &str) ->
             None => entries.push(Entry {
                 manager: manager.to_string(),
                 operation: "Update".into(),
-                subresource: String::new(),
+                subresource: subresource.to_string(),
                 api_version,
                 time: now(),
                 set: changed,

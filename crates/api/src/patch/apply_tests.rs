@@ -210,3 +210,30 @@ fn fields_set_by_client_side_apply_change_hands_without_conflict() {
     let err = apply(Some(&scaled), &cfg, "kubectl", false).unwrap_err();
     assert!(err.to_string().contains(".spec.paused"), "{err}");
 }
+
+#[test]
+fn status_writes_are_tracked_per_subresource() {
+    let live = managed_fields_update(None, &kubectl_body(), "kubectl-create");
+    let mut updated = live.clone();
+    updated["status"] =
+        json!({"replicas": 4, "conditions": [{"type": "Available", "status": "True"}]});
+    let out = managed_fields_update_subresource(
+        Some(&live),
+        &updated,
+        "kube-controller-manager",
+        "status",
+    );
+    let e = entry(&out, "kube-controller-manager").unwrap();
+    assert_eq!(e["subresource"], "status");
+    assert_eq!(e["fieldsV1"]["f:status"]["f:replicas"], json!({}));
+    assert_eq!(
+        e["fieldsV1"]["f:status"]["f:conditions"]["k:{\"type\":\"Available\"}"]["f:status"],
+        json!({})
+    );
+    assert!(e["fieldsV1"].get("f:spec").is_none());
+    // The spec owner is untouched.
+    assert_eq!(
+        entry(&out, "kubectl-create").unwrap()["fieldsV1"],
+        entry(&live, "kubectl-create").unwrap()["fieldsV1"]
+    );
+}

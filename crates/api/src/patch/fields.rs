@@ -32,6 +32,21 @@ const IGNORED_META: &[&str] = &[
     "selfLink",
 ];
 
+/// The leaf paths of `object.status` (what a status-subresource write sets).
+pub(crate) fn extract_status(object: &Value, root: TypeRef) -> Result<FieldSet, ApplyError> {
+    let mut set = FieldSet::new();
+    if let Some(status) = object.get("status") {
+        walk_field(
+            status,
+            root,
+            "status",
+            &mut vec!["f:status".to_string()],
+            &mut set,
+        )?;
+    }
+    Ok(set)
+}
+
 /// The leaf paths `object` sets, walking it with the patch metadata of `root`.
 pub(crate) fn extract(object: &Value, root: TypeRef) -> Result<FieldSet, ApplyError> {
     let mut set = FieldSet::new();

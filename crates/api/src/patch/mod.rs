@@ -19,7 +19,10 @@ mod schema;
 mod smp_tests;
 mod strategic;
 
-pub use apply::{managed_fields_update, server_side_apply, ApplyError, Conflict};
+pub use apply::{
+    managed_fields_update, managed_fields_update_subresource, server_side_apply, ApplyError,
+    Conflict,
+};
 pub use json::{json_patch, merge_patch};
 pub use strategic::strategic_merge_patch;
 
