@@ -257,9 +257,8 @@ fn merge(target: &mut Value, applied: &Value, ty: TypeRef, path: &str) -> Result
                 Value::Array(items),
                 Value::Array(new),
             ) => {
-                let at = vec![sub.clone()];
                 for item in new {
-                    let key = fields::item_key(item, merge_key, list_keys, &at)?;
+                    let key = fields::item_key(item, merge_key, list_keys, &sub)?;
                     match items.iter().position(|i| fields::item_matches(i, &key)) {
                         Some(p) => merge(&mut items[p], item, child, &sub)?,
                         None => items.push(item.clone()),

@@ -105,7 +105,7 @@ fn walk_field(
             },
         ) => {
             for item in items {
-                path.push(item_key(item, merge_key, list_keys, path)?);
+                path.push(item_key(item, merge_key, list_keys, &display(path))?);
                 path.push(".".into());
                 set.insert(path.clone());
                 path.pop();
@@ -138,7 +138,7 @@ pub(crate) fn item_key(
     item: &Value,
     merge_key: &str,
     list_keys: &[&str],
-    at: &Path,
+    at: &str,
 ) -> Result<String, ApplyError> {
     let keys: &[&str] = if list_keys.is_empty() {
         &[merge_key]
@@ -160,7 +160,7 @@ pub(crate) fn item_key(
     }
     if !key.contains_key(merge_key) {
         return Err(ApplyError::Invalid {
-            path: display(at),
+            path: at.to_string(),
             reason: format!("associative list item is missing its key field {merge_key:?}"),
         });
     }
