@@ -1,6 +1,6 @@
 //! The four PATCH content types and `managedFields` bookkeeping.
 //!
-//! - [`json_patch`] for `application/json-patch+json` (RFC 6902).
+//! - [`json_patch()`] for `application/json-patch+json` (RFC 6902).
 //! - [`merge_patch`] for `application/merge-patch+json` (RFC 7386).
 //! - [`strategic_merge_patch`] for `application/strategic-merge-patch+json`,
 //!   with the merge keys and strategies of the built-in types and the
