@@ -196,6 +196,12 @@ fn client_side_apply_twice_patches_and_diff_shows_the_change() {
             "{}",
             common::text(&out)
         );
+        // kubectl computed the patch from its built-in types without complaint.
+        assert!(
+            !common::text(&out).contains("warning"),
+            "{}",
+            common::text(&out)
+        );
         let live = objects.lock().unwrap()[&name].clone();
         assert_eq!(live["spec"]["replicas"], 4);
         let containers = &live["spec"]["template"]["spec"]["containers"];
