@@ -74,6 +74,20 @@ impl ImageStore {
         Err(Error::NoSuchImage(name_or_id.to_string()))
     }
 
+    /// Points `target` at the image `source` names.
+    pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
+        let _gc = self.layout.lock_shared()?;
+        let image = self.get(source)?;
+        Refs::update(&self.layout, |refs| {
+            let record = ImageRecord {
+                added: now(),
+                ..image.record
+            };
+            refs.images.insert(target.to_string(), record);
+            Ok(())
+        })
+    }
+
     /// Reads a committed blob.
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
         let path = self.layout.blob(d);
