@@ -244,3 +244,63 @@ fn bad_input_is_a_one_line_error_and_leaves_nothing_behind() {
         assert_eq!(tree(&store), before, "{args:?} left something behind");
     }
 }
+
+#[test]
+fn concurrent_pulls_imports_and_prunes_share_one_store_safely() {
+    require_root!();
+    let Some((tmp, mut cleanup, reg)) = setup() else {
+        return;
+    };
+    let layout = three_layer_layout(tmp.path());
+    reg.push(&layout, "a", "three:a");
+    reg.push(&layout, "b", "three:b");
+    let store = tmp.path().join("store");
+    let (a, b) = (
+        format!("{}/three:a", reg.addr),
+        format!("{}/three:b", reg.addr),
+    );
+    let layout_arg = layout.display().to_string();
+    let jobs: Vec<Vec<&str>> = vec![
+        vec!["pull", "-q", &a],
+        vec!["pull", "-q", &b],
+        vec!["pull", "-q", &a],
+        vec!["image", "import", &layout_arg, "local/three:b"],
+        vec!["image", "prune"],
+        vec!["pull", "-q", &b],
+        vec!["image", "prune"],
+    ];
+    let children: Vec<_> = jobs
+        .iter()
+        .map(|args| {
+            Command::new(env!("CARGO_BIN_EXE_bosun"))
+                .arg("--root")
+                .arg(&store)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (child, args) in children.into_iter().zip(&jobs) {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Everything named is complete, shared layers exist once, no staging is left.
+    let images = image::ImageStore::open(&store).unwrap();
+    assert_eq!(images.list().unwrap().len(), 3);
+    assert_eq!(fs::read_dir(store.join("image/layers")).unwrap().count(), 4);
+    assert_eq!(fs::read_dir(store.join("image/tmp")).unwrap().count(), 0);
+    let rootfs = images
+        .prepare("bosun-test-concurrent", "local/three:b")
+        .unwrap();
+    cleanup.unmount(rootfs.clone());
+    assert!(rootfs.join("d/one").is_file() && rootfs.join("d/b").is_file());
+    images.remove_snapshot("bosun-test-concurrent").unwrap();
+    let out = ok(&store, &["image", "prune"]);
+    assert!(out.contains("Deleted 0 layers and 0 blobs"), "{out}");
+}

@@ -19,13 +19,17 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// Creates `tmp/<pid>-<nanos>/` with `blobs/` and `layers/` inside.
+    /// Creates `tmp/<pid>-<nanos>-<seq>/` with `blobs/` and `layers/` inside.
     pub fn new(layout: &Layout) -> Result<Self> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let dir = layout.tmp().join(format!("{}-{nanos}", std::process::id()));
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let dir = layout
+            .tmp()
+            .join(format!("{}-{nanos}-{seq}", std::process::id()));
         for sub in ["blobs", "layers", "files"] {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(io("create staging directory", &p))?;
