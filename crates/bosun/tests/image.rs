@@ -304,3 +304,45 @@ fn concurrent_pulls_imports_and_prunes_share_one_store_safely() {
     let out = ok(&store, &["image", "prune"]);
     assert!(out.contains("Deleted 0 layers and 0 blobs"), "{out}");
 }
+
+#[test]
+fn push_then_pull_round_trips_and_skopeo_reads_what_we_pushed() {
+    require_root!();
+    let Some((tmp, _cleanup, reg)) = setup() else {
+        return;
+    };
+    let store = tmp.path().join("store");
+    let layout = three_layer_layout(tmp.path()).display().to_string();
+    ok(&store, &["image", "import", &layout, "local/three:a"]);
+    let dest = format!("{}/pushed/three:1", reg.addr);
+    let out = ok(&store, &["image", "push", "local/three:a", &dest]);
+    assert_eq!(
+        out.matches(": Pushed").count(),
+        4,
+        "3 layers + config: {out}"
+    );
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    let again = ok(&store, &["push", "local/three:a", &dest]);
+    assert_eq!(again.matches("Layer already exists").count(), 4, "{again}");
+
+    let peer = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{dest}")])
+        .output()
+        .unwrap();
+    assert!(
+        peer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&peer.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&peer.stdout).unwrap();
+    assert_eq!(info["Layers"].as_array().unwrap().len(), 3);
+
+    let other = tmp.path().join("other");
+    ok(&other, &["pull", &dest]);
+    let id = |root: &Path, name: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(root, &["image", "inspect", name])).unwrap();
+        v[0]["Id"].as_str().unwrap().to_string()
+    };
+    assert_eq!(id(&other, &dest), id(&store, "local/three:a"));
+}

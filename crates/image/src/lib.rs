@@ -1,7 +1,7 @@
 //! The image store: content-addressed blobs, manifests, indexes and image
 //! configs under a state root; import of OCI layouts, `docker save` archives
 //! and plain root filesystems; export to OCI layouts; pull from registries
-//! speaking the OCI distribution API; a layer cache unpacked once per diff id
+//! speaking the OCI distribution API and push back to them; a layer cache unpacked once per diff id
 //! with overlayfs whiteouts; and per-container overlay snapshots.
 //!
 //! Writers (import, pull, snapshot) hold the store's GC lock shared and stage
@@ -17,6 +17,7 @@ mod import;
 mod layers;
 pub mod layout;
 mod pull;
+mod push;
 mod reference;
 mod refs;
 mod registry;
@@ -35,6 +36,7 @@ pub use error::{Error, Result};
 pub use gc::GcReport;
 pub use import::Imported;
 pub use pull::{LayerState, NoProgress, Progress, PullReport};
+pub use push::PushReport;
 pub use reference::Reference;
 pub use refs::ImageRecord;
 pub use registry::RegistryOptions;

@@ -33,13 +33,15 @@ pub struct Cli {
 pub enum Command {
     /// Print the bosun version, git commit and the Kubernetes API version served.
     Version(version::Args),
-    /// Manage images: ls, pull, import, save, rm, prune, inspect, tag.
+    /// Manage images: ls, pull, push, import, save, rm, prune, inspect, tag.
     #[command(subcommand)]
     Image(image::ImageCommand),
     /// List images (same as `image ls`).
     Images(image::ListArgs),
     /// Pull an image from a registry (same as `image pull`).
     Pull(image::PullArgs),
+    /// Push an image to a registry (same as `image push`).
+    Push(image::PushArgs),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -49,6 +51,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(&cli.root, cmd),
         Command::Images(args) => image::run(&cli.root, image::ImageCommand::Ls(args)),
         Command::Pull(args) => image::run(&cli.root, image::ImageCommand::Pull(args)),
+        Command::Push(args) => image::run(&cli.root, image::ImageCommand::Push(args)),
     }
 }
 

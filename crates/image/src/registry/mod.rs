@@ -4,6 +4,7 @@
 //! answered from the `WWW-Authenticate` challenge.
 
 mod auth;
+mod upload;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -11,7 +12,7 @@ use crate::reference::Reference;
 use crate::spec;
 use auth::Auth;
 use reqwest::header::{HeaderValue, ACCEPT, WWW_AUTHENTICATE};
-use reqwest::{Response, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 
 /// Media types we accept for a manifest, best first.
@@ -99,22 +100,31 @@ impl Client {
     }
 
     async fn get(&self, url: &str, accept: Option<&str>) -> Result<Response> {
-        let resp = self.send(url, accept).await?;
+        self.execute(url, || {
+            let req = self.http.get(url);
+            match accept {
+                Some(a) => req.header(ACCEPT, a),
+                None => req,
+            }
+        })
+        .await
+    }
+
+    /// Sends the request `build` makes; on `401` answers the challenge and
+    /// sends a fresh one. Error statuses become [`Error::Registry`].
+    async fn execute(&self, url: &str, build: impl Fn() -> RequestBuilder) -> Result<Response> {
+        let resp = self.send(url, build()).await?;
         let resp = if resp.status() == StatusCode::UNAUTHORIZED {
             let challenge = resp.headers().get(WWW_AUTHENTICATE).cloned();
             self.authenticate(url, challenge).await?;
-            self.send(url, accept).await?
+            self.send(url, build()).await?
         } else {
             resp
         };
         check_status(url, resp).await
     }
 
-    async fn send(&self, url: &str, accept: Option<&str>) -> Result<Response> {
-        let mut req = self.http.get(url);
-        if let Some(a) = accept {
-            req = req.header(ACCEPT, a);
-        }
+    async fn send(&self, url: &str, mut req: RequestBuilder) -> Result<Response> {
         if let Some(auth) = self.auth.lock().await.as_ref() {
             req = auth.apply(req);
         }

@@ -3,6 +3,7 @@
 
 mod manage;
 mod pull;
+mod push;
 mod show;
 
 use clap::Subcommand;
@@ -11,6 +12,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub use pull::PullArgs;
+pub use push::PushArgs;
 pub use show::ListArgs;
 
 #[derive(Debug, Subcommand)]
@@ -23,6 +25,8 @@ pub enum ImageCommand {
     Ls(ListArgs),
     /// Pull an image from a registry.
     Pull(PullArgs),
+    /// Push an image to a registry.
+    Push(PushArgs),
     /// Import an OCI layout (dir or tar), a `docker save` archive, or with --rootfs a root filesystem.
     Import(manage::ImportArgs),
     /// Save an image as an OCI image layout (a directory, or a .tar file).
@@ -44,6 +48,7 @@ pub fn run(root: &Path, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ImageCommand::Ls(a) => show::list(&store, a),
         ImageCommand::Pull(a) => pull::run(&store, a),
+        ImageCommand::Push(a) => push::run(&store, a),
         ImageCommand::Import(a) => manage::import(&store, a),
         ImageCommand::Save(a) => manage::save(&store, a),
         ImageCommand::Rm(a) => manage::rm(&store, a),

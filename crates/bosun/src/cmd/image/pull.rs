@@ -29,23 +29,12 @@ pub struct PullArgs {
 
 pub fn run(store: &ImageStore, args: PullArgs) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
-    let credentials = args
-        .user
-        .as_deref()
-        .map(|u| match u.split_once(':') {
-            Some((user, pass)) => Ok((user.to_string(), pass.to_string())),
-            None => Err(anyhow::anyhow!("--user wants USER:PASSWORD")),
-        })
-        .transpose()?;
-    let opts = RegistryOptions {
-        insecure: args.insecure,
-        credentials,
-    };
+    let opts = registry_options(args.insecure, args.user.as_deref())?;
     let before = store
         .get(&reference.to_string())
         .ok()
         .map(|i| i.record.manifest);
-    let out = Output::new(args.quiet);
+    let out = Output::new(args.quiet, false);
     if !args.quiet {
         if reference.tag.as_deref() == Some("latest") && !args.reference.contains(":latest") {
             println!("Using default tag: latest");
@@ -82,21 +71,49 @@ pub fn run(store: &ImageStore, args: PullArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Registry options from `--insecure` and `--user USER:PASSWORD`.
+pub(super) fn registry_options(
+    insecure: bool,
+    user: Option<&str>,
+) -> anyhow::Result<RegistryOptions> {
+    let credentials = user
+        .map(|u| match u.split_once(':') {
+            Some((user, pass)) => Ok((user.to_string(), pass.to_string())),
+            None => Err(anyhow::anyhow!("--user wants USER:PASSWORD")),
+        })
+        .transpose()?;
+    Ok(RegistryOptions {
+        insecure,
+        credentials,
+    })
+}
+
 /// Renders layer progress: redrawn lines on a terminal, plain lines otherwise.
-struct Output {
+pub(super) struct Output {
     quiet: bool,
     tty: bool,
+    push: bool,
     lines: Mutex<Vec<(Digest, String)>>,
 }
 
 impl Output {
-    fn new(quiet: bool) -> Self {
+    pub(super) fn new(quiet: bool, push: bool) -> Self {
         Self {
             quiet,
             tty: std::io::stdout().is_terminal(),
+            push,
             lines: Mutex::new(Vec::new()),
         }
     }
+}
+
+fn push_text(state: LayerState) -> Option<String> {
+    Some(match state {
+        LayerState::Exists => "Layer already exists".into(),
+        LayerState::Waiting => "Pushing".into(),
+        LayerState::Complete => "Pushed".into(),
+        _ => return None,
+    })
 }
 
 fn text(state: LayerState, tty: bool) -> Option<String> {
@@ -119,7 +136,12 @@ impl Progress for Output {
         if self.quiet {
             return;
         }
-        let Some(text) = text(state, self.tty) else {
+        let text = if self.push {
+            push_text(state)
+        } else {
+            text(state, self.tty)
+        };
+        let Some(text) = text else {
             return;
         };
         let mut out = std::io::stdout().lock();
