@@ -346,3 +346,45 @@ fn push_then_pull_round_trips_and_skopeo_reads_what_we_pushed() {
     };
     assert_eq!(id(&other, &dest), id(&store, "local/three:a"));
 }
+
+#[test]
+fn zstd_layers_pushed_by_skopeo_pull_and_unpack() {
+    require_root!();
+    let Some((tmp, _cleanup, reg)) = setup() else {
+        return;
+    };
+    let layout = three_layer_layout(tmp.path());
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--dest-compress-format=zstd",
+            "--dest-compress",
+        ])
+        .arg(format!("oci:{}:a", layout.display()))
+        .arg(format!("docker://{}/zstd:a", reg.addr))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = tmp.path().join("store");
+    ok(&store, &["pull", &format!("{}/zstd:a", reg.addr)]);
+    let images = image::ImageStore::open(&store).unwrap();
+    let img = images.get(&format!("{}/zstd:a", reg.addr)).unwrap();
+    let media: Vec<&str> = img
+        .manifest
+        .layers
+        .iter()
+        .map(|l| l.media_type.as_str())
+        .collect();
+    assert!(
+        media.iter().all(|m| m.ends_with("zstd")),
+        "skopeo did not write zstd: {media:?}"
+    );
+    let top = images.layout().layer(&img.diff_ids()[2]).join("fs/d/a");
+    assert_eq!(fs::metadata(top).unwrap().len(), 100_000);
+}
