@@ -3,100 +3,12 @@
 //! corrupted registry blob fails cleanly, shared base layers and prune, and
 //! one-line errors for bad input.
 
-mod registry;
+mod common;
 
-use image::testing::{layer_tar, Entry, LayoutBuilder};
-use registry::{tree, Registry};
+use common::{busybox_layout, fails, ok, setup, three_layer_layout, tree};
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
-use testkit::{require_program, require_root, scratch_dir, Cleanup};
-
-fn bosun(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bosun"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("cannot run the bosun binary")
-}
-
-/// Runs bosun and returns stdout, failing the test with stderr otherwise.
-fn ok(root: &Path, args: &[&str]) -> String {
-    let out = bosun(root, args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "bosun {args:?} failed: {stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs bosun expecting failure with exactly one line on stderr; returns it.
-fn fails(root: &Path, args: &[&str]) -> String {
-    let out = bosun(root, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "bosun {args:?} should fail");
-    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
-    assert!(stderr.starts_with("bosun: "), "{stderr}");
-    stderr
-}
-
-/// Builds busybox:latest from Debian's busybox-static and saves it as an OCI layout.
-fn busybox_layout(dir: &Path) -> std::path::PathBuf {
-    let rootfs = dir.join("bb-rootfs");
-    fs::create_dir_all(&rootfs).unwrap();
-    testkit::busybox_rootfs(&rootfs).unwrap();
-    let store = dir.join("bb-store");
-    let rootfs = rootfs.display().to_string();
-    ok(
-        &store,
-        &[
-            "image",
-            "import",
-            "--rootfs",
-            &rootfs,
-            "-c",
-            r#"CMD ["sh"]"#,
-            "busybox:latest",
-        ],
-    );
-    let layout = dir.join("bb-layout");
-    ok(
-        &store,
-        &["image", "save", "busybox", &layout.display().to_string()],
-    );
-    layout
-}
-
-fn layer(name: &'static str, size: usize) -> Vec<u8> {
-    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-    layer_tar(&[Entry::Dir("d"), Entry::File(name, data, 0o644)]).unwrap()
-}
-
-/// Two 3-layer images sharing their two base layers, as an OCI layout.
-fn three_layer_layout(dir: &Path) -> std::path::PathBuf {
-    let mut b = LayoutBuilder::new(&dir.join("three")).unwrap();
-    let (l1, l2) = (layer("d/one", 300_000), layer("d/two", 200_000));
-    b.image(
-        "a",
-        &[l1.clone(), l2.clone(), layer("d/a", 100_000)],
-        true,
-        &["sh"],
-    )
-    .unwrap();
-    b.image("b", &[l1, l2, layer("d/b", 100_000)], true, &["sh"])
-        .unwrap();
-    b.finish().unwrap()
-}
-
-fn setup() -> Option<(tempfile::TempDir, Cleanup, Registry)> {
-    if !testkit::on_path("docker-registry") || !testkit::on_path("skopeo") {
-        eprintln!("skipped: docker-registry and skopeo are needed");
-        return None;
-    }
-    let tmp = scratch_dir();
-    let mut cleanup = Cleanup::new();
-    let reg = Registry::start(tmp.path(), &mut cleanup);
-    Some((tmp, cleanup, reg))
-}
+use std::process::Command;
+use testkit::{require_program, require_root};
 
 #[test]
 fn pull_into_an_empty_store_then_a_second_pull_downloads_nothing() {
@@ -130,7 +42,7 @@ fn pull_into_an_empty_store_then_a_second_pull_downloads_nothing() {
     // The pulled image runs: its snapshot is a working busybox root.
     let images = image::ImageStore::open(&store).unwrap();
     let rootfs = images.prepare("bosun-test-pull", &name).unwrap();
-    cleanup.unmount(rootfs.clone());
+    common::unmount_later(&mut cleanup, rootfs.clone());
     let out = Command::new("chroot")
         .arg(&rootfs)
         .args(["/bin/sh", "-c", "echo hello from $(basename $0)"])
@@ -298,93 +210,9 @@ fn concurrent_pulls_imports_and_prunes_share_one_store_safely() {
     let rootfs = images
         .prepare("bosun-test-concurrent", "local/three:b")
         .unwrap();
-    cleanup.unmount(rootfs.clone());
+    common::unmount_later(&mut cleanup, rootfs.clone());
     assert!(rootfs.join("d/one").is_file() && rootfs.join("d/b").is_file());
     images.remove_snapshot("bosun-test-concurrent").unwrap();
     let out = ok(&store, &["image", "prune"]);
     assert!(out.contains("Deleted 0 layers and 0 blobs"), "{out}");
-}
-
-#[test]
-fn push_then_pull_round_trips_and_skopeo_reads_what_we_pushed() {
-    require_root!();
-    let Some((tmp, _cleanup, reg)) = setup() else {
-        return;
-    };
-    let store = tmp.path().join("store");
-    let layout = three_layer_layout(tmp.path()).display().to_string();
-    ok(&store, &["image", "import", &layout, "local/three:a"]);
-    let dest = format!("{}/pushed/three:1", reg.addr);
-    let out = ok(&store, &["image", "push", "local/three:a", &dest]);
-    assert_eq!(
-        out.matches(": Pushed").count(),
-        4,
-        "3 layers + config: {out}"
-    );
-    assert!(out.contains("1: digest: sha256:"), "{out}");
-    let again = ok(&store, &["push", "local/three:a", &dest]);
-    assert_eq!(again.matches("Layer already exists").count(), 4, "{again}");
-
-    let peer = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", &format!("docker://{dest}")])
-        .output()
-        .unwrap();
-    assert!(
-        peer.status.success(),
-        "{}",
-        String::from_utf8_lossy(&peer.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&peer.stdout).unwrap();
-    assert_eq!(info["Layers"].as_array().unwrap().len(), 3);
-
-    let other = tmp.path().join("other");
-    ok(&other, &["pull", &dest]);
-    let id = |root: &Path, name: &str| {
-        let v: serde_json::Value =
-            serde_json::from_str(&ok(root, &["image", "inspect", name])).unwrap();
-        v[0]["Id"].as_str().unwrap().to_string()
-    };
-    assert_eq!(id(&other, &dest), id(&store, "local/three:a"));
-}
-
-#[test]
-fn zstd_layers_pushed_by_skopeo_pull_and_unpack() {
-    require_root!();
-    let Some((tmp, _cleanup, reg)) = setup() else {
-        return;
-    };
-    let layout = three_layer_layout(tmp.path());
-    let out = Command::new("skopeo")
-        .args([
-            "copy",
-            "--quiet",
-            "--dest-tls-verify=false",
-            "--dest-compress-format=zstd",
-            "--dest-compress",
-        ])
-        .arg(format!("oci:{}:a", layout.display()))
-        .arg(format!("docker://{}/zstd:a", reg.addr))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let store = tmp.path().join("store");
-    ok(&store, &["pull", &format!("{}/zstd:a", reg.addr)]);
-    let images = image::ImageStore::open(&store).unwrap();
-    let img = images.get(&format!("{}/zstd:a", reg.addr)).unwrap();
-    let media: Vec<&str> = img
-        .manifest
-        .layers
-        .iter()
-        .map(|l| l.media_type.as_str())
-        .collect();
-    assert!(
-        media.iter().all(|m| m.ends_with("zstd")),
-        "skopeo did not write zstd: {media:?}"
-    );
-    let top = images.layout().layer(&img.diff_ids()[2]).join("fs/d/a");
-    assert_eq!(fs::metadata(top).unwrap().len(), 100_000);
 }
