@@ -216,3 +216,69 @@ fn concurrent_pulls_imports_and_prunes_share_one_store_safely() {
     let out = ok(&store, &["image", "prune"]);
     assert!(out.contains("Deleted 0 layers and 0 blobs"), "{out}");
 }
+
+/// A staging dir with at least one downloaded file in it, if any.
+fn staged_files(store: &std::path::Path) -> usize {
+    let tmp = store.join("image/tmp");
+    fs::read_dir(&tmp)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            fs::read_dir(e.path().join("files"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[test]
+fn a_pull_killed_midway_leaves_nothing_visible_and_prune_clears_its_staging() {
+    require_root!();
+    let Some((tmp, _cleanup, reg)) = setup() else {
+        return;
+    };
+    let mut b = image::testing::LayoutBuilder::new(&tmp.path().join("big")).unwrap();
+    let big: Vec<Vec<u8>> = (0..3).map(|i| common::noise_layer(i, 8 << 20)).collect();
+    b.image("big", &big, true, &["sh"]).unwrap();
+    reg.push(&b.finish().unwrap(), "big", "big:1");
+    let name = format!("{}/big:1", reg.addr);
+    // Kill the pull once it has started writing; retry if it outran us.
+    for attempt in 0..5 {
+        let store = tmp.path().join(format!("store{attempt}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bosun"))
+            .arg("--root")
+            .arg(&store)
+            .args(["pull", "-q", &name])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        while staged_files(&store) == 0 && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        if status.success() {
+            continue; // finished before the kill landed
+        }
+        eprintln!(
+            "killed the pull on attempt {attempt} ({} staged files)",
+            staged_files(&store)
+        );
+        assert!(
+            ok(&store, &["images", "-q"]).trim().is_empty(),
+            "a half pull is visible"
+        );
+        assert!(
+            fs::read_dir(store.join("image/blobs/sha256"))
+                .unwrap()
+                .count()
+                == 0
+        );
+        ok(&store, &["image", "prune"]);
+        assert_eq!(fs::read_dir(store.join("image/tmp")).unwrap().count(), 0);
+        ok(&store, &["pull", "-q", &name]);
+        return;
+    }
+    panic!("the pull always finished before it could be killed");
+}

@@ -81,6 +81,7 @@ impl ImageStore {
         Refs::update(&self.layout, |refs| {
             let record = ImageRecord {
                 added: now(),
+                repo_digest: None,
                 ..image.record
             };
             refs.images.insert(target.to_string(), record);

@@ -218,3 +218,20 @@ pub fn unmount_later(cleanup: &mut Cleanup, path: PathBuf) {
         }
     });
 }
+
+/// An uncompressed layer holding `size` bytes of incompressible data.
+pub fn noise_layer(seed: u64, size: usize) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    let data: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    layer_tar(&[Entry::Dir("d"), Entry::File("d/noise", data, 0o644)]).unwrap()
+}
