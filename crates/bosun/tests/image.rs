@@ -119,7 +119,11 @@ fn images_sharing_a_base_layer_store_it_once_and_prune_removes_only_unused_layer
     assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 3);
     let out = ok(&store, &["image", "prune"]);
     assert!(out.contains("Deleted 0 layers and 0 blobs"), "{out}");
-    ok(&store, &["image", "rm", &b]);
+    let out = ok(&store, &["rmi", &b]);
+    assert!(
+        out.contains("Untagged: ") && out.contains("Deleted: sha256:"),
+        "{out}"
+    );
     assert_eq!(layers(), 0);
 }
 

@@ -51,6 +51,14 @@ fn push_then_pull_round_trips_and_skopeo_reads_what_we_pushed() {
         v[0]["Id"].as_str().unwrap().to_string()
     };
     assert_eq!(id(&other, &dest), id(&store, "local/three:a"));
+
+    // save as a tar, then `image load -i` it elsewhere: same image.
+    let archive = tmp.path().join("three.tar").display().to_string();
+    ok(&store, &["image", "save", "local/three:a", &archive]);
+    let third = tmp.path().join("third");
+    let out = ok(&third, &["image", "load", "-i", &archive]);
+    assert_eq!(out.trim(), "Loaded image: local/three:a");
+    assert_eq!(id(&third, "local/three:a"), id(&store, "local/three:a"));
 }
 
 #[test]
