@@ -1,9 +1,10 @@
 //! Pushing images (ours and skopeo's) and pulling them back: a round trip read
-//! by skopeo, zstd layers written by skopeo, and basic auth against Debian's
-//! docker-registry with an htpasswd file.
+//! by skopeo, zstd layers written by skopeo, basic auth against Debian's
+//! docker-registry with an htpasswd file, and bearer tokens from a token realm.
 
 mod common;
 
+use common::token_proxy::TokenProxy;
 use common::{fails, ok, setup, three_layer_layout, Registry};
 use std::fs;
 use std::path::Path;
@@ -160,4 +161,48 @@ fn basic_auth_registries_take_user_credentials_for_push_and_pull() {
     assert!(err.contains("401"), "{err}");
     ok(&other, &["pull", "--user", "alice:s3cret", &dest]);
     assert!(ok(&other, &["images", "-q"]).trim().len() == 12);
+}
+
+#[test]
+fn bearer_token_challenges_are_answered_from_the_realm() {
+    require_root!();
+    let Some((tmp, mut cleanup, reg)) = setup() else {
+        return;
+    };
+    // "alice:s3cret" in base64: the token service wants it when asked to.
+    let open = TokenProxy::start(&reg.addr, None, &mut cleanup);
+    let guarded = TokenProxy::start(&reg.addr, Some("YWxpY2U6czNjcmV0"), &mut cleanup);
+    let store = tmp.path().join("store");
+    let layout = three_layer_layout(tmp.path()).display().to_string();
+    ok(&store, &["image", "import", &layout, "local/three:a"]);
+
+    ok(
+        &store,
+        &[
+            "image",
+            "push",
+            "local/three:a",
+            &format!("{}/tok/three:a", open.addr),
+        ],
+    );
+    let other = tmp.path().join("other");
+    ok(&other, &["pull", &format!("{}/tok/three:a", open.addr)]);
+    let scopes = open.scopes.lock().unwrap().clone();
+    assert!(
+        scopes.contains(&"repository:tok/three:pull,push".to_string()),
+        "{scopes:?}"
+    );
+    assert!(
+        scopes.contains(&"repository:tok/three:pull".to_string()),
+        "{scopes:?}"
+    );
+
+    let third = tmp.path().join("third");
+    let name = format!("{}/tok/three:a", guarded.addr);
+    let err = fails(&third, &["pull", &name]);
+    assert!(
+        err.contains("authentication failed") && err.contains("token service"),
+        "{err}"
+    );
+    ok(&third, &["pull", "--user", "alice:s3cret", &name]);
 }

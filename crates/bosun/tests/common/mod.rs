@@ -4,6 +4,8 @@
 //! compare before and after.
 #![allow(dead_code)]
 
+pub mod token_proxy;
+
 use image::testing::{layer_tar, Entry, LayoutBuilder};
 use std::collections::BTreeSet;
 use std::fs;
