@@ -286,3 +286,68 @@ fn a_pull_killed_midway_leaves_nothing_visible_and_prune_clears_its_staging() {
     }
     panic!("the pull always finished before it could be killed");
 }
+
+#[test]
+fn manifest_lists_resolve_to_linux_amd64_and_docker_v2_manifests_pull() {
+    require_root!();
+    let Some((tmp, _cleanup, reg)) = setup() else {
+        return;
+    };
+    let mut b = image::testing::LayoutBuilder::new(&tmp.path().join("multi")).unwrap();
+    let arm = b
+        .image("arm", &[common::layer("d/arm", 1000)], true, &["arm"])
+        .unwrap();
+    let amd = b
+        .image("amd", &[common::layer("d/amd", 1000)], true, &["amd"])
+        .unwrap();
+    b.index("multi", &[(&arm, "arm64"), (&amd, "amd64")])
+        .unwrap();
+    b.index("armonly", &[(&arm, "arm64")]).unwrap();
+    let layout = b.finish().unwrap();
+    for (tag, extra) in [
+        ("multi", None),
+        ("armonly", None),
+        ("v2s2", Some("--format=v2s2")),
+    ] {
+        let src = if tag == "v2s2" { "multi" } else { tag };
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--all", "--dest-tls-verify=false"])
+            .args(extra);
+        let out = cmd
+            .arg(format!("oci:{}:{src}", layout.display()))
+            .arg(format!("docker://{}/multi:{tag}", reg.addr))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo {tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let store = tmp.path().join("store");
+    let cmd_of = |name: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&store, &["image", "inspect", name])).unwrap();
+        v[0]["Config"]["Cmd"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let multi = format!("{}/multi:multi", reg.addr);
+    ok(&store, &["pull", &multi]);
+    assert_eq!(cmd_of(&multi), "amd");
+    let v2 = format!("{}/multi:v2s2", reg.addr);
+    ok(&store, &["pull", &v2]);
+    assert_eq!(cmd_of(&v2), "amd");
+    let images = image::ImageStore::open(&store).unwrap();
+    let media = images.get(&v2).unwrap().manifest.media_type;
+    assert_eq!(media.as_deref(), Some(image::spec::DOCKER_MANIFEST));
+    let err = fails(&store, &["pull", &format!("{}/multi:armonly", reg.addr)]);
+    assert!(err.contains("no image for linux/amd64"), "{err}");
+    // The same nested index in an OCI layout, imported by tag.
+    let layout = layout.display().to_string();
+    ok(&store, &["image", "import", &layout, "local/m:multi"]);
+    assert_eq!(cmd_of("local/m:multi"), "amd");
+    let err = fails(&store, &["image", "import", &layout, "local/m:armonly"]);
+    assert!(err.contains("no image for linux/amd64"), "{err}");
+}
