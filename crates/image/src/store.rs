@@ -89,6 +89,12 @@ impl ImageStore {
         })
     }
 
+    /// Bytes the store uses on disk: blobs plus unpacked layers (for the CRI's
+    /// image file-system usage and `system df`-like reports).
+    pub fn disk_usage(&self) -> u64 {
+        crate::layers::du(&self.layout.blobs()) + crate::layers::du(&self.layout.layers())
+    }
+
     /// Reads a committed blob.
     pub fn read_blob(&self, d: &Digest) -> Result<Vec<u8>> {
         let path = self.layout.blob(d);

@@ -128,8 +128,10 @@ fn shared_base_is_stored_once_and_prune_removes_only_unused_layers() {
     let report = store.remove("localhost/a:1", false, false).unwrap();
     assert_eq!(report.untagged, ["localhost/a:1"]);
     assert_eq!(layers(), 3, "rm without prune keeps content");
+    let used = store.disk_usage();
     let report = store.prune(false).unwrap();
     assert_eq!(report.layers.len(), 1, "only a's top layer goes");
+    assert_eq!(store.disk_usage(), used - report.reclaimed);
     assert_eq!(report.blobs.len(), 3, "a's top blob, manifest and config");
     assert_eq!((layers(), blobs()), (2, 4));
 
