@@ -55,6 +55,11 @@ impl ImageStore {
         &self.layout
     }
 
+    /// The state root the store lives under.
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
     /// Every named image, sorted by name.
     pub fn list(&self) -> Result<Vec<Image>> {
         let refs = Refs::load(&self.layout)?;

@@ -31,14 +31,19 @@ impl Registry {
 
     /// Like [`Registry::start`] with more YAML appended to the config.
     pub fn start_with(dir: &Path, cleanup: &mut Cleanup, extra: &str) -> Registry {
+        Self::start_on(dir, cleanup, "127.0.0.1", extra)
+    }
+
+    /// Like [`Registry::start_with`], listening on `host` (an IPv4 address).
+    pub fn start_on(dir: &Path, cleanup: &mut Cleanup, host: &str, extra: &str) -> Registry {
         let storage = dir.join("registry-storage");
         fs::create_dir_all(&storage).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
+        let port = TcpListener::bind((host, 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("{host}:{port}");
         let config = dir.join("registry.yml");
         let text = format!(
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{extra}",
