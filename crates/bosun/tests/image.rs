@@ -108,6 +108,18 @@ fn images_sharing_a_base_layer_store_it_once_and_prune_removes_only_unused_layer
     assert_eq!(out.matches("Already exists").count(), 2, "{out}");
     let layers = || fs::read_dir(store.join("image/layers")).unwrap().count();
     assert_eq!(layers(), 4, "two shared base layers + two tops");
+    let names = ok(&store, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(names, [a.as_str(), b.as_str()]);
+    let id = ok(
+        &store,
+        &["image", "inspect", "-f", "{{.Id}} {{.Config.Cmd}}", &a],
+    );
+    assert!(
+        id.starts_with("sha256:") && id.trim().ends_with(" [sh]"),
+        "{id}"
+    );
 
     ok(&store, &["image", "rm", "--no-prune", &a]);
     assert_eq!(layers(), 4);
