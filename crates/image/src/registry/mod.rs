@@ -210,6 +210,16 @@ pub(crate) fn describe(err: &reqwest::Error) -> String {
         msg = s.to_string();
         source = s.source();
     }
+    if msg.contains("corrupt message") {
+        return format!(
+            "TLS handshake failed ({msg}): the registry seems to speak plain HTTP; use --insecure"
+        );
+    }
+    if msg.contains("certificate") {
+        return format!(
+            "{msg}: trust its CA by putting it in certs.d/<host:port>/ca.crt under the state root"
+        );
+    }
     if err.is_connect() {
         return format!("cannot connect: {msg}");
     }
