@@ -10,6 +10,7 @@ use image::testing::{layer_tar, Entry, LayoutBuilder};
 use std::collections::BTreeSet;
 use std::fs;
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::process::{Command, Stdio};
@@ -51,7 +52,16 @@ impl Registry {
         );
         fs::write(&config, text).unwrap();
         let log = dir.join("registry.log");
-        let mut child = Command::new("docker-registry")
+        let mut cmd = Command::new("docker-registry");
+        // SAFETY: prctl is async-signal-safe and touches only the child being
+        // exec'd; the registry then dies with the test even if it is SIGKILLed.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .arg("serve")
             .arg(&config)
             .stdout(Stdio::from(fs::File::create(&log).unwrap()))
