@@ -38,6 +38,19 @@ fn pull_into_an_empty_store_then_a_second_pull_downloads_nothing() {
         "the second pull downloaded blobs"
     );
     assert!(ok(&store, &["images"]).contains(&format!("{name}   latest")));
+    // By digest, an image the store has needs no registry at all.
+    let digest = second
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap();
+    let manifests = reg.gets("busybox", "manifests");
+    let pinned = ok(&store, &["pull", &format!("{name}@{digest}")]);
+    assert!(pinned.contains("Image is up to date"), "{pinned}");
+    assert_eq!(
+        reg.gets("busybox", "manifests"),
+        manifests,
+        "the registry was asked"
+    );
 
     // The pulled image runs: its snapshot is a working busybox root.
     let images = image::ImageStore::open(&store).unwrap();

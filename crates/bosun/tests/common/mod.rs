@@ -107,9 +107,14 @@ impl Registry {
 
     /// How many blob GETs the registry has served for `repo` so far.
     pub fn blob_gets(&self, repo: &str) -> usize {
+        self.gets(repo, "blobs")
+    }
+
+    /// How many GETs of `kind` (`blobs`, `manifests`) it has served for `repo`.
+    pub fn gets(&self, repo: &str, kind: &str) -> usize {
         let text = fs::read_to_string(&self.log).unwrap_or_default()
             + &fs::read_to_string(self.log.with_extension("log")).unwrap_or_default();
-        let needle = format!("\"GET /v2/{repo}/blobs/");
+        let needle = format!("\"GET /v2/{repo}/{kind}/");
         text.lines().filter(|l| l.contains(&needle)).count()
     }
 
