@@ -94,6 +94,33 @@ fn whiteouts_and_opaque_dirs_give_the_right_merged_view() {
     let defaults = img.runtime_defaults();
     assert_eq!(defaults.cmd, ["sh"]);
     store.remove_snapshot("bosun-test-wh").unwrap();
+
+    // Unmounted snapshots give a runtime the options to mount it itself.
+    let meta = store
+        .create_snapshot("bosun-test-wh2", "test/wh:1")
+        .unwrap();
+    assert_eq!(meta.layers, img.diff_ids());
+    let opts = store.mount_options("bosun-test-wh2").unwrap();
+    let target = store.rootfs("bosun-test-wh2");
+    assert!(!image::is_mounted(&target));
+    unmount_later(&mut cleanup, target.clone());
+    let status = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount -o {opts}");
+    assert_eq!(fs::read(target.join("data/z")).unwrap(), b"z");
+    assert!(
+        !target.join("new").exists(),
+        "snapshots do not share upper layers"
+    );
+    store.remove_snapshot("bosun-test-wh2").unwrap();
+    let err = store
+        .remove_snapshot("bosun-test-wh2")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no such snapshot"), "{err}");
     assert!(!image::is_mounted(&rootfs));
     assert!(!store.layout().snapshot("bosun-test-wh").exists());
 }
