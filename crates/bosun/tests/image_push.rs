@@ -60,6 +60,27 @@ fn push_then_pull_round_trips_and_skopeo_reads_what_we_pushed() {
     let out = ok(&third, &["image", "load", "-i", &archive]);
     assert_eq!(out.trim(), "Loaded image: local/three:a");
     assert_eq!(id(&third, "local/three:a"), id(&store, "local/three:a"));
+
+    // save to stdout piped into load from stdin, as `docker save | docker load`.
+    let fourth = tmp.path().join("fourth");
+    let bosun = env!("CARGO_BIN_EXE_bosun");
+    let pipeline = format!(
+        "{bosun} --root {} image save local/three:a - | {bosun} --root {} image load",
+        store.display(),
+        fourth.display()
+    );
+    let out = Command::new("sh").args(["-c", &pipeline]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Loaded image: local/three:a"
+    );
+    assert_eq!(id(&fourth, "local/three:a"), id(&store, "local/three:a"));
+    assert_eq!(fs::read_dir(fourth.join("image/tmp")).unwrap().count(), 0);
 }
 
 #[test]
