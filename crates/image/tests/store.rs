@@ -208,17 +208,23 @@ fn a_corrupted_blob_fails_the_import_and_leaves_the_store_as_it_was() {
 fn docker_save_archives_import_with_their_repo_tags() {
     require_root!();
     let tmp = scratch_dir();
-    let layer = base_layer();
+    // Over 1 MiB, so the scan stages it as a blob rather than keeping it in memory.
+    let layer = layer_tar(&[Entry::File("big", vec![7u8; 2 << 20], 0o644)]).unwrap();
     let diff = image::Digest::of(&layer);
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/keep"]}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
-    );
-    let manifest =
-        r#"[{"Config":"cfg.json","RepoTags":["saved/app:v2"],"Layers":["l1/layer.tar"]}]"#;
+    let config = |cmd: &str| {
+        format!(
+            r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["{cmd}"]}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+        )
+    };
+    // Docker links a layer it already wrote instead of writing it twice.
+    let manifest = r#"[{"Config":"cfg.json","RepoTags":["saved/app:v2"],"Layers":["l1/layer.tar"]},
+        {"Config":"cfg2.json","RepoTags":["saved/app:v3"],"Layers":["l2/layer.tar"]}]"#;
+    let (c1, c2) = (config("/keep"), config("/other"));
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in [
         ("manifest.json", manifest.as_bytes()),
-        ("cfg.json", config.as_bytes()),
+        ("cfg.json", c1.as_bytes()),
+        ("cfg2.json", c2.as_bytes()),
         ("l1/layer.tar", &layer),
     ] {
         let mut h = tar::Header::new_gnu();
@@ -227,15 +233,26 @@ fn docker_save_archives_import_with_their_repo_tags() {
         h.set_cksum();
         b.append_data(&mut h, name, data).unwrap();
     }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "l2/layer.tar", "../l1/layer.tar")
+        .unwrap();
     let archive = tmp.path().join("save.tar");
     fs::write(&archive, b.into_inner().unwrap()).unwrap();
 
     let store = ImageStore::open(&tmp.path().join("root")).unwrap();
     let out = store.import(&archive, None).unwrap();
-    assert_eq!(out[0].name.familiar(), "saved/app:v2");
+    let names: Vec<String> = out.iter().map(|i| i.name.familiar()).collect();
+    assert_eq!(names, ["saved/app:v2", "saved/app:v3"]);
     let img = store.get("saved/app:v2").unwrap();
-    assert_eq!(img.diff_ids(), [diff]);
+    assert_eq!(img.diff_ids(), [diff.clone()]);
     assert_eq!(img.runtime_defaults().cmd, ["/keep"]);
+    assert_eq!(
+        store.get("saved/app:v3").unwrap().runtime_defaults().cmd,
+        ["/other"]
+    );
+    assert_eq!(fs::read_dir(store.layout().layers()).unwrap().count(), 1);
 }
 
 #[test]
