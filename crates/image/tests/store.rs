@@ -246,7 +246,7 @@ fn docker_save_archives_import_with_their_repo_tags() {
     let names: Vec<String> = out.iter().map(|i| i.name.familiar()).collect();
     assert_eq!(names, ["saved/app:v2", "saved/app:v3"]);
     let img = store.get("saved/app:v2").unwrap();
-    assert_eq!(img.diff_ids(), [diff.clone()]);
+    assert_eq!(img.diff_ids(), std::slice::from_ref(&diff));
     assert_eq!(img.runtime_defaults().cmd, ["/keep"]);
     assert_eq!(
         store.get("saved/app:v3").unwrap().runtime_defaults().cmd,
