@@ -13,12 +13,14 @@
 
 mod compactor;
 mod error;
+mod etcd;
 mod sqlite;
 mod types;
 mod update;
 
 pub use compactor::{spawn_compactor, CompactorConfig};
 pub use error::{Result, StoreError};
+pub use etcd::Etcd;
 pub use sqlite::Sqlite;
 pub use types::{EventKind, KeyValue, ListOptions, ListResult, Revision, WatchEvent, WatchStream};
 pub use update::{guaranteed_update, Decision};
