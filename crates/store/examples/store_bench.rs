@@ -202,7 +202,8 @@ async fn main() -> Result<()> {
     row("bosun store (sqlite)", &ours_sqlite, Some(&raw));
     row("  (vs 1 conn)", &ours_sqlite, Some(&raw_one));
     if let Some(url) = &a.etcd {
-        let etcd: Arc<dyn Store> = Arc::new(Etcd::connect(&[url.clone()], "/bosun-bench").await?);
+        let etcd: Arc<dyn Store> =
+            Arc::new(Etcd::connect(std::slice::from_ref(url), "/bosun-bench").await?);
         let ours_etcd = ours(etcd, &a).await?;
         let raw = raw_etcd(url, &a).await?;
         let raw_txn = raw_etcd_txn(url, &a).await?;
