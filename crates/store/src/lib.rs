@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod compactor;
+mod datastore;
 mod error;
 mod etcd;
 mod sqlite;
@@ -19,6 +20,7 @@ mod types;
 mod update;
 
 pub use compactor::{spawn_compactor, CompactorConfig};
+pub use datastore::{open_datastore, ETCD_PREFIX, SQLITE_FILE};
 pub use error::{Result, StoreError};
 pub use etcd::Etcd;
 pub use sqlite::Sqlite;
