@@ -202,7 +202,7 @@ impl Store for Etcd {
             _ => start,
         };
         let mut get = GetOptions::new().with_range(end);
-        if let Some(limit) = opts.limit {
+        if let Some(limit) = opts.limit.filter(|n| *n > 0) {
             get = get.with_limit(limit as i64);
         }
         let mut resp = self.range(from, Some(get), "list").await?;

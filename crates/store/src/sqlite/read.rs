@@ -47,7 +47,9 @@ pub(crate) fn list(conn: &Connection, prefix: &str, opts: &ListOptions) -> Resul
     } else {
         "AND ?2 IS NULL"
     };
-    let fetch = opts.limit.map(|n| n as i64 + 1).unwrap_or(-1);
+    // A limit of 0 means no limit, as in etcd and Kubernetes.
+    let limit = opts.limit.filter(|n| *n > 0);
+    let fetch = limit.map(|n| n as i64 + 1).unwrap_or(-1);
     let sql = format!(
         "SELECT kv.key, l.value, l.create_rev, l.rev
          FROM kv JOIN log l ON l.rev = kv.rev
@@ -61,7 +63,7 @@ pub(crate) fn list(conn: &Connection, prefix: &str, opts: &ListOptions) -> Resul
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db_err("list"))?;
-    let more = match opts.limit {
+    let more = match limit {
         Some(n) if items.len() > n => {
             items.truncate(n);
             true
