@@ -40,6 +40,18 @@ pub trait Store: Send + Sync + 'static {
     /// at most `opts.limit` of them, with the store revision they reflect.
     async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult>;
 
+    /// Like [`Store::list`], but as the store was at `revision` (a consistent
+    /// snapshot across pages, for Kubernetes `continue` tokens and
+    /// `resourceVersion` + `resourceVersionMatch=Exact`). Fails with
+    /// [`StoreError::Compacted`] below the compacted revision. The returned
+    /// `revision` is the one asked for.
+    async fn list_at_revision(
+        &self,
+        prefix: &str,
+        opts: ListOptions,
+        revision: Revision,
+    ) -> Result<ListResult>;
+
     /// Creates `key`; fails with [`StoreError::AlreadyExists`] if present.
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue>;
 

@@ -26,6 +26,7 @@ macro_rules! conformance_tests {
 conformance_tests!(
     revisions_monotonic,
     get_list_paging,
+    list_at_revision,
     create_already_exists,
     update_conflict_not_found,
     delete_expected,

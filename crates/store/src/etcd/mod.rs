@@ -6,6 +6,7 @@
 //! `mod_revision == expected`, and the failure branch reads the key so the
 //! error can say whether it was absent or changed. Revisions are etcd's own.
 
+mod list;
 mod watch;
 
 use async_trait::async_trait;
@@ -191,33 +192,16 @@ impl Store for Etcd {
     }
 
     async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult> {
-        let start = self.full(prefix);
-        let end = range_end(&start);
-        let from = match &opts.start_after {
-            Some(after) if after.as_str() >= prefix => {
-                let mut k = self.full(after);
-                k.push(0); // the smallest key after `after`
-                k
-            }
-            _ => start,
-        };
-        let mut get = GetOptions::new().with_range(end);
-        if let Some(limit) = opts.limit.filter(|n| *n > 0) {
-            get = get.with_limit(limit as i64);
-        }
-        let mut resp = self.range(from, Some(get), "list").await?;
-        let revision = resp.header().map(|h| h.revision()).unwrap_or(0);
-        let more = resp.more();
-        let items = resp
-            .take_kvs()
-            .iter()
-            .map(|kv| self.kv(kv))
-            .collect::<Result<_>>()?;
-        Ok(ListResult {
-            items,
-            revision,
-            more,
-        })
+        self.list_range(prefix, &opts, None).await
+    }
+
+    async fn list_at_revision(
+        &self,
+        prefix: &str,
+        opts: ListOptions,
+        revision: Revision,
+    ) -> Result<ListResult> {
+        self.list_range(prefix, &opts, Some(revision)).await
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue> {

@@ -136,6 +136,18 @@ impl Store for Sqlite {
             .await
     }
 
+    async fn list_at_revision(
+        &self,
+        prefix: &str,
+        opts: ListOptions,
+        revision: Revision,
+    ) -> Result<ListResult> {
+        let prefix = prefix.to_string();
+        self.readers
+            .run(move |conn| read::list_at(conn, &prefix, &opts, revision))
+            .await
+    }
+
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue> {
         let op = Op::Create {
             key: key.to_string(),
