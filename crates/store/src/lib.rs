@@ -44,13 +44,20 @@ pub trait Store: Send + Sync + 'static {
     /// snapshot across pages, for Kubernetes `continue` tokens and
     /// `resourceVersion` + `resourceVersionMatch=Exact`). Fails with
     /// [`StoreError::Compacted`] below the compacted revision. The returned
-    /// `revision` is the one asked for.
+    /// `revision` is the one asked for. Both backends implement it; the
+    /// default (for other implementations) refuses.
     async fn list_at_revision(
         &self,
         prefix: &str,
         opts: ListOptions,
         revision: Revision,
-    ) -> Result<ListResult>;
+    ) -> Result<ListResult> {
+        let _ = (prefix, opts);
+        Err(StoreError::backend(
+            "list at revision",
+            format!("revision {revision}: not supported by this backend"),
+        ))
+    }
 
     /// Creates `key`; fails with [`StoreError::AlreadyExists`] if present.
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue>;
