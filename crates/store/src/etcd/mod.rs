@@ -31,7 +31,9 @@ pub(crate) fn etcd_err(op: &'static str) -> impl FnOnce(etcd_client::Error) -> S
 
 impl Etcd {
     /// Connects to the cluster at `endpoints` (`http://host:port`), keeping
-    /// every key under `prefix` (e.g. `/bosun`).
+    /// every key under `prefix` (e.g. `/bosun`). Connections are made lazily:
+    /// an unreachable cluster shows as errors from the first requests (after
+    /// about ten seconds of retries), not here.
     pub async fn connect(endpoints: &[String], prefix: &str) -> Result<Self> {
         let client = Client::connect(endpoints, None)
             .await
