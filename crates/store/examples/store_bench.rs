@@ -16,6 +16,10 @@ use store::{Etcd, Sqlite, Store};
 struct Args {
     n: usize,
     clients: usize,
+    /// Each configuration runs this many times, interleaved; the best run counts.
+    rounds: usize,
+    /// Rounds of the steady-update growth phase (0: skip).
+    growth: usize,
     dir: std::path::PathBuf,
     etcd: Option<String>,
 }
@@ -24,6 +28,8 @@ fn args() -> Result<Args> {
     let mut a = Args {
         n: 10_000,
         clients: 16,
+        rounds: 3,
+        growth: 10,
         dir: std::env::temp_dir(),
         etcd: None,
     };
@@ -33,6 +39,8 @@ fn args() -> Result<Args> {
         match flag.as_str() {
             "--n" => a.n = value.parse()?,
             "--clients" => a.clients = value.parse()?,
+            "--rounds" => a.rounds = value.parse::<usize>()?.max(1),
+            "--growth" => a.growth = value.parse()?,
             "--dir" => a.dir = value.into(),
             "--etcd" => a.etcd = Some(value),
             other => anyhow::bail!("unknown flag {other}"),
@@ -153,12 +161,12 @@ async fn ours(store: Arc<dyn Store>, a: &Args) -> Result<Run> {
     .await
 }
 
-async fn raw_etcd(url: &str, a: &Args) -> Result<Run> {
+async fn raw_etcd(url: &str, a: &Args, tag: usize) -> Result<Run> {
     let client = etcd_client::Client::connect([url], None).await?;
     measure(a.n, a.clients, move |i| {
         let mut kv = client.kv_client();
         async move {
-            kv.put(format!("/raw/cm-{i}"), value(i), None).await?;
+            kv.put(format!("/raw{tag}/cm-{i}"), value(i), None).await?;
             Ok(())
         }
     })
@@ -166,13 +174,13 @@ async fn raw_etcd(url: &str, a: &Args) -> Result<Run> {
 }
 
 /// The guarded create kube-apiserver sends to etcd, through etcd-client directly.
-async fn raw_etcd_txn(url: &str, a: &Args) -> Result<Run> {
+async fn raw_etcd_txn(url: &str, a: &Args, tag: usize) -> Result<Run> {
     use etcd_client::{Compare, CompareOp, Txn, TxnOp};
     let client = etcd_client::Client::connect([url], None).await?;
     measure(a.n, a.clients, move |i| {
         let mut kv = client.kv_client();
         async move {
-            let key = format!("/rawtxn/cm-{i}");
+            let key = format!("/rawtxn{tag}/cm-{i}");
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                 .and_then([TxnOp::put(key.clone(), value(i), None)])
@@ -184,33 +192,181 @@ async fn raw_etcd_txn(url: &str, a: &Args) -> Result<Run> {
     .await
 }
 
+/// Updates every key of `keys` once, from `clients` tasks; returns the new revisions.
+async fn update_all(
+    store: &Arc<dyn Store>,
+    keys: &[(String, i64)],
+    clients: usize,
+) -> Result<Vec<(String, i64)>> {
+    let keys = Arc::new(keys.to_vec());
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (store, keys) = (store.clone(), keys.clone());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                for (key, rev) in keys.iter().skip(c).step_by(clients) {
+                    let kv = store.update(key, value(*rev as usize), *rev).await?;
+                    out.push((key.clone(), kv.mod_revision));
+                }
+                Ok::<_, anyhow::Error>(out)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(all)
+}
+
+async fn seed(store: &Arc<dyn Store>, n: usize) -> Result<Vec<(String, i64)>> {
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let key = format!("/registry/configmaps/growth/cm-{i}");
+        keys.push((
+            key.clone(),
+            store.create(&key, value(i)).await?.mod_revision,
+        ));
+    }
+    Ok(keys)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn file_size(path: &std::path::Path) -> u64 {
+    let wal = path.with_extension("db-wal");
+    [path, wal.as_path()]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// A steady update load (every key rewritten each round): database size
+/// without compaction, and with compaction + maintain after each round.
+async fn growth(a: &Args, etcd_url: Option<&str>) -> Result<()> {
+    const KEYS: usize = 1000;
+    println!(
+        "steady updates: {KEYS} keys rewritten per round; sizes in MiB (SQLite: file + WAL)\n"
+    );
+    println!("| round | sqlite, never compacted | sqlite, compact+maintain | etcd before compaction | etcd after compact+defrag |");
+    println!("|------:|------------------------:|-------------------------:|-----------------------:|--------------------------:|");
+    let plain_path = a.dir.join("growth-plain.db");
+    let kept_path = a.dir.join("growth-compacted.db");
+    let plain: Arc<dyn Store> = Arc::new(Sqlite::open(&plain_path)?);
+    let kept: Arc<dyn Store> = Arc::new(Sqlite::open(&kept_path)?);
+    let (mut plain_keys, mut kept_keys) = (seed(&plain, KEYS).await?, seed(&kept, KEYS).await?);
+    let mut etcd = match etcd_url {
+        Some(url) => {
+            let store: Arc<dyn Store> =
+                Arc::new(Etcd::connect(&[url.to_string()], "/bosun-growth").await?);
+            let keys = seed(&store, KEYS).await?;
+            Some((
+                store,
+                keys,
+                etcd_client::Client::connect([url], None).await?,
+            ))
+        }
+        None => None,
+    };
+    for round in 1..=a.growth {
+        plain_keys = update_all(&plain, &plain_keys, a.clients).await?;
+        kept_keys = update_all(&kept, &kept_keys, a.clients).await?;
+        kept.compact(kept.current_revision().await?).await?;
+        kept.maintain().await?;
+        let (mut before, mut after) = (String::from("-"), String::from("-"));
+        if let Some((store, keys, client)) = etcd.as_mut() {
+            *keys = update_all(store, keys, a.clients).await?;
+            before = mib(client.status().await?.db_size() as u64);
+            store.compact(store.current_revision().await?).await?;
+            store.maintain().await?;
+            after = mib(client.status().await?.db_size() as u64);
+        }
+        println!(
+            "| {round:>5} | {:>23} | {:>24} | {before:>22} | {after:>25} |",
+            mib(file_size(&plain_path)),
+            mib(file_size(&kept_path))
+        );
+    }
+    Ok(())
+}
+
+/// Keeps the better (higher throughput) of two runs.
+fn best(slot: &mut Option<Run>, run: Run) {
+    if slot.as_ref().is_none_or(|b| run.per_sec > b.per_sec) {
+        *slot = Some(run);
+    }
+}
+
+#[derive(Default)]
+struct Best {
+    raw: Option<Run>,
+    raw_one: Option<Run>,
+    sqlite: Option<Run>,
+    etcd_put: Option<Run>,
+    etcd_txn: Option<Run>,
+    etcd: Option<Run>,
+}
+
+async fn round(a: &Args, r: usize, b: &mut Best) -> Result<()> {
+    best(
+        &mut b.raw,
+        raw_sqlite(a, a.clients, &format!("raw{r}.db")).await?,
+    );
+    best(
+        &mut b.raw_one,
+        raw_sqlite(a, 1, &format!("raw1-{r}.db")).await?,
+    );
+    let sqlite: Arc<dyn Store> = Arc::new(Sqlite::open(a.dir.join(format!("ours{r}.db")))?);
+    best(&mut b.sqlite, ours(sqlite, a).await?);
+    if let Some(url) = &a.etcd {
+        let prefix = format!("/bosun-bench{r}");
+        let etcd: Arc<dyn Store> =
+            Arc::new(Etcd::connect(std::slice::from_ref(url), &prefix).await?);
+        best(&mut b.etcd, ours(etcd, a).await?);
+        best(&mut b.etcd_put, raw_etcd(url, a, r).await?);
+        best(&mut b.etcd_txn, raw_etcd_txn(url, a, r).await?);
+    }
+    Ok(())
+}
+
+fn print_table(b: &Best) {
+    println!("| store                  | objects/s  | p50 ms    | p99 ms    | ratio ours/raw  |");
+    println!("|------------------------|-----------:|----------:|----------:|----------------:|");
+    let rows: [(&str, &Option<Run>, &Option<Run>); 8] = [
+        ("raw rusqlite, C conns", &b.raw, &None),
+        ("raw rusqlite, 1 conn", &b.raw_one, &None),
+        ("bosun store (sqlite)", &b.sqlite, &b.raw),
+        ("  (vs 1 conn)", &b.sqlite, &b.raw_one),
+        ("raw etcd-client put", &b.etcd_put, &None),
+        ("raw etcd-client txn", &b.etcd_txn, &None),
+        ("bosun store (etcd)", &b.etcd, &b.etcd_put),
+        ("  (vs guarded txn)", &b.etcd, &b.etcd_txn),
+    ];
+    for (name, run, base) in rows {
+        if let Some(run) = run {
+            row(name, run, base.as_ref());
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = args()?;
     println!(
-        "{} creates, {} concurrent clients, ConfigMap-sized values\n",
-        a.n, a.clients
+        "{} creates, {} concurrent clients, ConfigMap-sized values; best of {} interleaved rounds\n",
+        a.n, a.clients, a.rounds
     );
-    println!("| store                  | objects/s  | p50 ms    | p99 ms    | ratio ours/raw  |");
-    println!("|------------------------|-----------:|----------:|----------:|----------------:|");
-    let raw = raw_sqlite(&a, a.clients, "raw.db").await?;
-    let raw_one = raw_sqlite(&a, 1, "raw1.db").await?;
-    row("raw rusqlite, C conns", &raw, None);
-    row("raw rusqlite, 1 conn", &raw_one, None);
-    let sqlite: Arc<dyn Store> = Arc::new(Sqlite::open(a.dir.join("ours.db"))?);
-    let ours_sqlite = ours(sqlite, &a).await?;
-    row("bosun store (sqlite)", &ours_sqlite, Some(&raw));
-    row("  (vs 1 conn)", &ours_sqlite, Some(&raw_one));
-    if let Some(url) = &a.etcd {
-        let etcd: Arc<dyn Store> =
-            Arc::new(Etcd::connect(std::slice::from_ref(url), "/bosun-bench").await?);
-        let ours_etcd = ours(etcd, &a).await?;
-        let raw = raw_etcd(url, &a).await?;
-        let raw_txn = raw_etcd_txn(url, &a).await?;
-        row("raw etcd-client put", &raw, None);
-        row("raw etcd-client txn", &raw_txn, None);
-        row("bosun store (etcd)", &ours_etcd, Some(&raw));
-        row("  (vs guarded txn)", &ours_etcd, Some(&raw_txn));
+    let mut b = Best::default();
+    for r in 0..a.rounds {
+        round(&a, r, &mut b).await?;
+    }
+    print_table(&b);
+    if a.growth > 0 {
+        println!();
+        growth(&a, a.etcd.as_deref()).await?;
     }
     Ok(())
 }

@@ -11,8 +11,8 @@ mod watch;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, DeleteOptions, GetOptions, GetResponse, PutOptions, Txn, TxnOp,
-    TxnOpResponse, TxnResponse,
+    Client, CompactionOptions, Compare, CompareOp, DeleteOptions, GetOptions, GetResponse,
+    PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
 };
 
 use crate::{KeyValue, ListOptions, ListResult, Result, Revision, Store, StoreError, WatchStream};
@@ -306,9 +306,12 @@ impl Store for Etcd {
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
+        // Physical: return once the old revisions are really gone, so a
+        // defragment that follows (maintain) can give their space back.
         let result = retry("compact", || {
             let mut kv = self.client.kv_client();
-            async move { kv.compact(revision, None).await }
+            let opts = CompactionOptions::new().with_physical();
+            async move { kv.compact(revision, Some(opts)).await }
         })
         .await;
         match result {
