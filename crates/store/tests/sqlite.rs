@@ -164,3 +164,17 @@ async fn open_datastore_defaults_to_sqlite_under_the_data_dir() {
         .expect("rejected");
     assert!(err.to_string().contains("tcp://nope"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_open_of_the_same_file_fails_clearly() {
+    let dir = testkit::scratch_dir();
+    let path = dir.path().join("state.db");
+    let first = Sqlite::open(&path).unwrap();
+    let err = Sqlite::open(&path).err().expect("second open refused");
+    assert!(err.to_string().contains("in use"), "{err}");
+    first.create("/still", b"works".to_vec()).await.unwrap();
+    drop(first);
+    // Dropping the store releases the file at once.
+    let again = Sqlite::open(&path).unwrap();
+    assert!(again.get("/still").await.unwrap().is_some());
+}

@@ -7,6 +7,7 @@
 //! connections on tokio's blocking threads, each in a read transaction, so
 //! they see a consistent snapshot and never wait on the writer.
 
+mod lock;
 mod maintain;
 mod read;
 mod schema;
@@ -27,10 +28,12 @@ use writer::{Op, Request, Shared};
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 4;
 
-/// The SQLite backend. Cheap to share behind an `Arc`; dropping the last
-/// handle stops the writer thread after it has finished queued writes.
+/// The SQLite backend. Share it behind an `Arc`. Dropping it finishes the
+/// queued writes, stops the writer thread and releases the file's lock, so
+/// the file can be opened again at once.
 pub struct Sqlite {
-    writer: mpsc::UnboundedSender<Request>,
+    writer: Option<mpsc::UnboundedSender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     readers: Arc<Readers>,
 }
 
@@ -79,9 +82,12 @@ impl Readers {
 }
 
 impl Sqlite {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`. Only one process
+    /// (one `Sqlite`) may have a file open: a second open fails at once,
+    /// naming the file, instead of later with "database is locked".
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        let lock = lock::acquire(&path)?;
         let conn = schema::open_writer(&path)?;
         let revision = schema::current_revision(&conn)?;
         let shared = Arc::new(Shared {
@@ -90,12 +96,16 @@ impl Sqlite {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_shared = shared.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("store-sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, writer_shared))
+            .spawn(move || {
+                writer::run(conn, rx, writer_shared);
+                drop(lock); // after the writer's connection is closed
+            })
             .map_err(|e| StoreError::backend("start sqlite writer thread", e))?;
         Ok(Self {
-            writer: tx,
+            writer: Some(tx),
+            thread: Some(thread),
             readers: Arc::new(Readers {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -108,6 +118,8 @@ impl Sqlite {
     async fn submit(&self, op: Op) -> Result<Option<KeyValue>> {
         let (reply, answer) = oneshot::channel();
         self.writer
+            .as_ref()
+            .ok_or_else(|| StoreError::backend("sqlite write", "the store is closed"))?
             .send(Request { op, reply })
             .map_err(|_| StoreError::backend("sqlite write", "the writer thread has stopped"))?;
         answer.await.map_err(|_| {
@@ -119,6 +131,17 @@ impl Sqlite {
         self.submit(op)
             .await?
             .ok_or_else(|| StoreError::backend(what, "the writer returned no value"))
+    }
+}
+
+impl Drop for Sqlite {
+    fn drop(&mut self) {
+        drop(self.writer.take()); // the writer ends once the queue is empty
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the sqlite writer thread panicked");
+            }
+        }
     }
 }
 
