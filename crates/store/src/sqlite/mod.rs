@@ -23,7 +23,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{KeyValue, ListOptions, ListResult, Result, Revision, Store, StoreError, WatchStream};
-use writer::{Op, Request, Shared};
+use writer::{Op, Request, Shared, Write};
 
 /// Idle reader connections kept open.
 const MAX_IDLE_READERS: usize = 4;
@@ -127,8 +127,8 @@ impl Sqlite {
         })?
     }
 
-    async fn submit_write(&self, op: Op, what: &'static str) -> Result<KeyValue> {
-        self.submit(op)
+    async fn submit_write(&self, op: Write, what: &'static str) -> Result<KeyValue> {
+        self.submit(Op::Write(op))
             .await?
             .ok_or_else(|| StoreError::backend(what, "the writer returned no value"))
     }
@@ -172,7 +172,7 @@ impl Store for Sqlite {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue> {
-        let op = Op::Create {
+        let op = Write::Create {
             key: key.to_string(),
             value,
         };
@@ -180,7 +180,7 @@ impl Store for Sqlite {
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<KeyValue> {
-        let op = Op::Update {
+        let op = Write::Update {
             key: key.to_string(),
             value,
             expected,
@@ -189,7 +189,7 @@ impl Store for Sqlite {
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue> {
-        let op = Op::Delete {
+        let op = Write::Delete {
             key: key.to_string(),
             expected,
         };

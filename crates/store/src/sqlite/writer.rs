@@ -18,7 +18,8 @@ use crate::{EventKind, KeyValue, Result, Revision, StoreError, WatchEvent};
 /// At most this many writes share one transaction.
 const MAX_BATCH: usize = 512;
 
-pub(crate) enum Op {
+/// A change to one key, applied in a batch with others.
+pub(crate) enum Write {
     Create {
         key: String,
         value: Vec<u8>,
@@ -32,15 +33,23 @@ pub(crate) enum Op {
         key: String,
         expected: Option<Revision>,
     },
+}
+
+pub(crate) enum Op {
+    Write(Write),
+    /// Compaction and maintenance run on the writer thread in their own
+    /// transactions, never inside a batch of writes.
     Compact {
         revision: Revision,
     },
     Maintain,
 }
 
+type Reply = oneshot::Sender<Result<Option<KeyValue>>>;
+
 pub(crate) struct Request {
     pub op: Op,
-    pub reply: oneshot::Sender<Result<Option<KeyValue>>>,
+    pub reply: Reply,
 }
 
 /// State the writer shares with readers.
@@ -75,7 +84,7 @@ pub(crate) fn run(
                 Op::Maintain => {
                     let _ = req.reply.send(maintain::shrink(&conn).map(|_| None));
                 }
-                op => writes.push((op, req.reply)),
+                Op::Write(w) => writes.push((w, req.reply)),
             }
         }
         if !writes.is_empty() {
@@ -86,11 +95,7 @@ pub(crate) fn run(
 }
 
 /// Applies `writes` in one transaction; answers callers only after the commit.
-fn commit_batch(
-    conn: &mut Connection,
-    writes: Vec<(Op, oneshot::Sender<Result<Option<KeyValue>>>)>,
-    shared: &Shared,
-) {
+fn commit_batch(conn: &mut Connection, writes: Vec<(Write, Reply)>, shared: &Shared) {
     let outcome = (|| {
         let tx = conn.transaction().map_err(db_err("begin write"))?;
         let mut next = current_revision(&tx)? + 1;
@@ -111,9 +116,10 @@ fn commit_batch(
         Ok((results, events, revision)) => {
             shared.revision.store(revision, Ordering::SeqCst);
             shared.hub.publish(&events);
+            // A write answers with the new value, or for a deletion the last
+            // value with the deletion's revision: the event's `kv` either way.
             for ((_, reply), result) in writes.into_iter().zip(results) {
-                let answer = result.map(|ev| Some(answer_of(ev)));
-                let _ = reply.send(answer);
+                let _ = reply.send(result.map(|event| Some(event.kv)));
             }
         }
         Err(e) => {
@@ -124,12 +130,6 @@ fn commit_batch(
             }
         }
     }
-}
-
-/// What a write returns to its caller: the new value, or for a deletion the
-/// last value with the deletion's revision.
-fn answer_of(event: WatchEvent) -> KeyValue {
-    event.kv
 }
 
 /// The current row of `key`: (mod revision, value, create revision).
@@ -154,21 +154,18 @@ fn current(tx: &Connection, key: &str) -> Result<Option<KeyValue>> {
 /// Checks one write against the current state and applies it at revision
 /// `rev`. The outer error aborts the batch (SQLite failed); the inner one is
 /// this caller's answer (conflict, not found, already exists).
-fn apply(tx: &Connection, op: &Op, rev: Revision) -> Result<Result<WatchEvent>> {
+fn apply(tx: &Connection, op: &Write, rev: Revision) -> Result<Result<WatchEvent>> {
     let (key, expected) = match op {
-        Op::Create { key, .. } => (key, None),
-        Op::Update { key, expected, .. } => (key, Some(*expected)),
-        Op::Delete { key, expected } => (key, *expected),
-        Op::Compact { .. } | Op::Maintain => {
-            return Ok(Err(StoreError::backend("write", "not a write")))
-        }
+        Write::Create { key, .. } => (key, None),
+        Write::Update { key, expected, .. } => (key, Some(*expected)),
+        Write::Delete { key, expected } => (key, *expected),
     };
     let prev = current(tx, key)?;
     match (op, &prev) {
-        (Op::Create { .. }, Some(_)) => {
+        (Write::Create { .. }, Some(_)) => {
             return Ok(Err(StoreError::AlreadyExists { key: key.clone() }))
         }
-        (Op::Update { .. } | Op::Delete { .. }, None) => {
+        (Write::Update { .. } | Write::Delete { .. }, None) => {
             return Ok(Err(StoreError::NotFound { key: key.clone() }))
         }
         (_, Some(p)) => {
@@ -183,7 +180,7 @@ fn apply(tx: &Connection, op: &Op, rev: Revision) -> Result<Result<WatchEvent>> 
         _ => {}
     }
     let event = match op {
-        Op::Create { value, .. } | Op::Update { value, .. } => {
+        Write::Create { value, .. } | Write::Update { value, .. } => {
             write_put(tx, key, value, rev, prev)?
         }
         _ => write_delete(tx, key, rev, prev)?,
