@@ -7,8 +7,11 @@
 # single-member etcd on loopback with a scratch data dir, and prints one table:
 # raw rusqlite INSERTs (WAL, synchronous=FULL, one transaction each) beside our
 # SQLite backend, and raw etcd-client puts beside our etcd backend, with
-# objects/s, p50/p99 latency and the ratio ours/raw. Needs `etcd` (Debian's
-# etcd-server); without it only the SQLite rows are printed.
+# objects/s, p50/p99 latency and the ratio ours/raw (best of 3 interleaved
+# rounds). Then: watch fan-out (1000 watchers, 1000 updates, write-to-delivery
+# p50/p99) and a steady-update growth table (SQLite never compacted vs
+# compacted+maintained, etcd before/after compaction+defragment). Needs `etcd`
+# (Debian's etcd-server); without it only the SQLite rows are printed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-10000}

@@ -20,6 +20,8 @@ struct Args {
     rounds: usize,
     /// Rounds of the steady-update growth phase (0: skip).
     growth: usize,
+    /// Watchers in the fan-out phase (0: skip).
+    watchers: usize,
     dir: std::path::PathBuf,
     etcd: Option<String>,
 }
@@ -30,6 +32,7 @@ fn args() -> Result<Args> {
         clients: 16,
         rounds: 3,
         growth: 10,
+        watchers: 1000,
         dir: std::env::temp_dir(),
         etcd: None,
     };
@@ -41,6 +44,7 @@ fn args() -> Result<Args> {
             "--clients" => a.clients = value.parse()?,
             "--rounds" => a.rounds = value.parse::<usize>()?.max(1),
             "--growth" => a.growth = value.parse()?,
+            "--watchers" => a.watchers = value.parse()?,
             "--dir" => a.dir = value.into(),
             "--etcd" => a.etcd = Some(value),
             other => anyhow::bail!("unknown flag {other}"),
@@ -293,6 +297,71 @@ async fn growth(a: &Args, etcd_url: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// `watchers` watches on one prefix, 1 000 sequential updates whose values
+/// carry their send time: p50/p99 from write to delivery, over all deliveries.
+async fn fanout_one(store: Arc<dyn Store>, watchers: usize) -> Result<(Duration, Duration)> {
+    use futures::StreamExt;
+    const UPDATES: usize = 1000;
+    let epoch = Instant::now();
+    let key = "/registry/pods/fanout/p";
+    let mut rev = store.create(key, b"0".to_vec()).await?.mod_revision;
+    let mut tasks = Vec::new();
+    for _ in 0..watchers {
+        let mut w = store.watch("/registry/pods/", rev).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(UPDATES);
+            while lat.len() < UPDATES {
+                let ev = w.next().await.context("watch ended")??;
+                let sent: u64 = String::from_utf8_lossy(&ev.kv.value).parse()?;
+                lat.push(epoch.elapsed().saturating_sub(Duration::from_nanos(sent)));
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    for _ in 0..UPDATES {
+        let sent = epoch.elapsed().as_nanos() as u64;
+        rev = store
+            .update(key, sent.to_string().into_bytes(), rev)
+            .await?
+            .mod_revision;
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Ok((at(0.5), at(0.99)))
+}
+
+async fn fanout(a: &Args) -> Result<()> {
+    println!(
+        "watch fan-out: {} watchers on one prefix, 1000 updates; write-to-delivery latency\n",
+        a.watchers
+    );
+    println!("| store                  | p50 ms    | p99 ms    |");
+    println!("|------------------------|----------:|----------:|");
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let sqlite: Arc<dyn Store> = Arc::new(Sqlite::open(a.dir.join("fanout.db"))?);
+    let (p50, p99) = fanout_one(sqlite, a.watchers).await?;
+    println!(
+        "| bosun store (sqlite)   | {:>9.2} | {:>9.2} |",
+        ms(p50),
+        ms(p99)
+    );
+    if let Some(url) = &a.etcd {
+        let etcd: Arc<dyn Store> =
+            Arc::new(Etcd::connect(std::slice::from_ref(url), "/bosun-fanout").await?);
+        let (p50, p99) = fanout_one(etcd, a.watchers).await?;
+        println!(
+            "| bosun store (etcd)     | {:>9.2} | {:>9.2} |",
+            ms(p50),
+            ms(p99)
+        );
+    }
+    Ok(())
+}
+
 /// Keeps the better (higher throughput) of two runs.
 fn best(slot: &mut Option<Run>, run: Run) {
     if slot.as_ref().is_none_or(|b| run.per_sec > b.per_sec) {
@@ -364,6 +433,10 @@ async fn main() -> Result<()> {
         round(&a, r, &mut b).await?;
     }
     print_table(&b);
+    if a.watchers > 0 {
+        println!();
+        fanout(&a).await?;
+    }
     if a.growth > 0 {
         println!();
         growth(&a, a.etcd.as_deref()).await?;
