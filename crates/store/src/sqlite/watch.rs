@@ -59,6 +59,10 @@ impl Hub {
             return;
         }
         self.lock().retain(|sub| {
+            // Forget watches that were dropped, whatever prefix they had.
+            if sub.tx.is_closed() {
+                return false;
+            }
             for event in events.iter().filter(|e| e.kv.key.starts_with(&sub.prefix)) {
                 match sub.tx.try_send(event.clone()) {
                     Ok(()) => {}
