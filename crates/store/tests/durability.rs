@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ const CHILD_ENV: &str = "BOSUN_STORE_DURABILITY_DB";
 const WRITERS: usize = 16;
 /// Kill the child after this many acknowledgements.
 const KILL_AFTER: usize = 3000;
+/// A child left alone stops by itself after this many creates per writer.
+const CHILD_LIMIT: usize = 100_000;
 
 /// The value written at `key`: long enough to span pages, checkable on its own.
 fn value_for(key: &str, n: usize) -> Vec<u8> {
@@ -48,7 +51,7 @@ async fn writer(store: Arc<dyn Store>, w: usize) {
         .expect("create counter")
         .mod_revision;
     ack(&format!("counter {counter} {counter_rev} 0"));
-    for i in 1.. {
+    for i in 1..CHILD_LIMIT {
         let key = format!("/d/{w}/{i}");
         let kv = store
             .create(&key, value_for(&key, i))
@@ -147,7 +150,18 @@ async fn kill9_keeps_every_acknowledged_write() {
 /// ack it printed (including those still in the pipe at the kill).
 fn run_and_kill(path: &std::path::Path) -> Vec<Ack> {
     let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let mut cmd = Command::new(exe);
+    // SAFETY: runs in the forked child before exec; prctl is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            // The child dies with this test if the test itself is killed.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .args([
             "durability_child_writer",
             "--exact",

@@ -2,6 +2,7 @@
 //! ephemeral ports and scratch data dirs; each is SIGKILLed when its guard drops.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,21 @@ fn free_port() -> u16 {
         .expect("bind an ephemeral loopback port")
 }
 
+/// Makes the child get SIGKILL when the thread that started it ends, so an
+/// etcd never outlives a test run that was itself killed.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // prctl, which is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Starts `size` members forming one cluster. `None` when etcd is not installed.
 pub fn start_cluster(size: usize) -> Option<Vec<Member>> {
     if !testkit::on_path("etcd") {
@@ -61,7 +77,9 @@ fn start_member(name: &str, peer: u16, client: u16, initial: &str, token: &str) 
     let client_url = format!("http://127.0.0.1:{client}");
     let peer_url = format!("http://127.0.0.1:{peer}");
     let log = std::fs::File::create(dir.path().join("etcd.log")).expect("create etcd log");
-    let child = Command::new("etcd")
+    let mut cmd = Command::new("etcd");
+    die_with_parent(&mut cmd);
+    let child = cmd
         .args(["--name", name])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
