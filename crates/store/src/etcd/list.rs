@@ -27,7 +27,7 @@ impl Etcd {
         let mut get = GetOptions::new().with_range(end);
         // A limit of 0 means no limit, in etcd as in Kubernetes.
         if let Some(limit) = opts.limit.filter(|n| *n > 0) {
-            get = get.with_limit(limit as i64);
+            get = get.with_limit(i64::try_from(limit).unwrap_or(i64::MAX));
         }
         if let Some(rev) = revision {
             get = get.with_revision(rev);

@@ -67,7 +67,9 @@ impl Page {
 
     /// Rows to fetch: one more than the limit tells whether more follow.
     fn fetch(&self) -> i64 {
-        self.limit.map(|n| n as i64 + 1).unwrap_or(-1)
+        self.limit
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX).saturating_add(1))
+            .unwrap_or(-1)
     }
 
     fn finish(&self, mut items: Vec<KeyValue>, revision: Revision) -> ListResult {
@@ -191,7 +193,12 @@ pub(crate) fn replay(
         .prepare_cached(&sql)
         .and_then(|mut st| {
             st.query_map(
-                params![after, prefix.as_bytes(), upper, limit as i64],
+                params![
+                    after,
+                    prefix.as_bytes(),
+                    upper,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
                 event_from_row,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()
