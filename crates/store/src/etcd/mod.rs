@@ -294,7 +294,14 @@ impl Store for Etcd {
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
-        watch::watch(self.client.clone(), self.prefix.clone(), prefix, after).await
+        // A negative start means the beginning (etcd would read it as "now").
+        watch::watch(
+            self.client.clone(),
+            self.prefix.clone(),
+            prefix,
+            after.max(0),
+        )
+        .await
     }
 
     async fn current_revision(&self) -> Result<Revision> {

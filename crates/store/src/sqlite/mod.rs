@@ -197,7 +197,8 @@ impl Store for Sqlite {
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
-        watch::watch(self.readers.clone(), prefix, after).await
+        // A negative start means the beginning, as 0 does.
+        watch::watch(self.readers.clone(), prefix, after.max(0)).await
     }
 
     async fn current_revision(&self) -> Result<Revision> {
