@@ -11,11 +11,19 @@
 
 #![forbid(unsafe_code)]
 
+mod compactor;
+mod datastore;
 mod error;
+mod etcd;
+mod sqlite;
 mod types;
 mod update;
 
+pub use compactor::{spawn_compactor, CompactorConfig};
+pub use datastore::{open_datastore, ETCD_PREFIX, SQLITE_FILE};
 pub use error::{Result, StoreError};
+pub use etcd::Etcd;
+pub use sqlite::Sqlite;
 pub use types::{EventKind, KeyValue, ListOptions, ListResult, Revision, WatchEvent, WatchStream};
 pub use update::{guaranteed_update, Decision};
 
@@ -31,6 +39,25 @@ pub trait Store: Send + Sync + 'static {
     /// Keys under `prefix` in key order, starting after `opts.start_after`,
     /// at most `opts.limit` of them, with the store revision they reflect.
     async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult>;
+
+    /// Like [`Store::list`], but as the store was at `revision` (a consistent
+    /// snapshot across pages, for Kubernetes `continue` tokens and
+    /// `resourceVersion` + `resourceVersionMatch=Exact`). Fails with
+    /// [`StoreError::Compacted`] below the compacted revision. The returned
+    /// `revision` is the one asked for. Both backends implement it; the
+    /// default (for other implementations) refuses.
+    async fn list_at_revision(
+        &self,
+        prefix: &str,
+        opts: ListOptions,
+        revision: Revision,
+    ) -> Result<ListResult> {
+        let _ = (prefix, opts);
+        Err(StoreError::backend(
+            "list at revision",
+            format!("revision {revision}: not supported by this backend"),
+        ))
+    }
 
     /// Creates `key`; fails with [`StoreError::AlreadyExists`] if present.
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue>;
@@ -52,5 +79,13 @@ pub trait Store: Send + Sync + 'static {
     async fn current_revision(&self) -> Result<Revision>;
 
     /// Forgets history at and below `revision`; current values stay.
+    /// Compacting at or below an earlier compaction is a no-op.
     async fn compact(&self, revision: Revision) -> Result<()>;
+
+    /// Gives space freed by compaction back to the file system (SQLite:
+    /// incremental vacuum and WAL checkpoint; etcd: defragment). The
+    /// compactor calls it on a schedule; the default does nothing.
+    async fn maintain(&self) -> Result<()> {
+        Ok(())
+    }
 }
