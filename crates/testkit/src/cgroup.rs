@@ -107,6 +107,21 @@ pub(crate) fn hierarchy_roots() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Every hierarchy root the sweeper looks in: [`hierarchy_roots`] plus, on a
+/// hybrid host, the cgroup2 mount that runtimes also join (as runc does).
+pub(crate) fn sweep_roots() -> Vec<PathBuf> {
+    let mut roots = hierarchy_roots();
+    if mode() == CgroupMode::Legacy {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        roots.extend(mountinfo.lines().filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let mountpoint = pre.split_whitespace().nth(4)?;
+            (post.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(mountpoint))
+        }));
+    }
+    roots
+}
+
 /// A new v1 cpuset cgroup starts with empty cpus/mems; copy the parent's.
 fn inherit_cpuset(root: &Path, dir: &Path) {
     for file in ["cpuset.cpus", "cpuset.mems"] {

@@ -16,7 +16,7 @@ fn sweep() {
     if !crate::is_root() {
         return;
     }
-    for root in crate::cgroup::hierarchy_roots() {
+    for root in crate::cgroup::sweep_roots() {
         for name in stale_entries(&root) {
             let _ = crate::cgroup::remove_cgroup_tree(&root.join(name));
         }
