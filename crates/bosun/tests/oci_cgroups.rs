@@ -7,6 +7,7 @@ use oci_common::*;
 #[test]
 fn cpu_quota_holds_a_busy_loop_near_twenty_percent() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let mut spec = env.spec(&["/bin/sh", "-c", "while :; do :; done"]);
     spec["linux"]["resources"]["cpu"] = serde_json::json!({"quota": 20000, "period": 100000});
@@ -71,6 +72,7 @@ fn find_cgroup_dir(hier: &str, id: &str) -> Option<std::path::PathBuf> {
 #[test]
 fn memory_limit_oom_kills_with_137() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let mut spec = env.spec(&[
         "/bin/dd",
@@ -94,6 +96,7 @@ fn memory_limit_oom_kills_with_137() {
 #[test]
 fn pids_limit_stops_the_seventeenth_process() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     // sh is process 1; each sleeper is one more; `echo` is a builtin (no fork).
     // With a limit of 16, sleepers 1..15 start and the 16th (17th process) cannot.

@@ -10,6 +10,7 @@ use std::os::unix::net::UnixListener;
 #[test]
 fn exec_runs_in_the_container_and_returns_its_status() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     env.write_spec(&env.spec(&["/bin/sleep", "1000"]));
     let id = env.id();
@@ -67,6 +68,7 @@ fn receive_fd(listener: &UnixListener) -> OwnedFd {
 #[test]
 fn terminal_through_the_console_socket() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let mut spec = env.spec(&["/bin/sh", "-c", "tty; echo ready; sleep 1000"]);
     spec["process"]["terminal"] = true.into();

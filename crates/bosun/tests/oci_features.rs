@@ -8,6 +8,7 @@ use serde_json::json;
 #[test]
 fn seccomp_rules_from_the_spec_are_enforced() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let mut spec = env.spec(&["/bin/sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1 || echo mkdir-denied; touch /tmp/y && echo touch-ok"]);
     spec["linux"]["seccomp"] = json!({
@@ -34,6 +35,7 @@ fn seccomp_rules_from_the_spec_are_enforced() {
 #[test]
 fn hooks_run_at_their_points_with_the_state_on_stdin() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let log = env.dir.path().join("hooks.log");
     let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; echo {name} $s >> {}", log.display())]});
@@ -67,6 +69,7 @@ fn hooks_run_at_their_points_with_the_state_on_stdin() {
 #[test]
 fn a_container_joins_another_ones_namespaces_by_path() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let mut sandbox = env.spec(&["/bin/sleep", "1000"]);
     sandbox["hostname"] = "sandbox-host".into();

@@ -69,6 +69,7 @@ fn libpod_exists() -> bool {
 #[test]
 fn podman_runs_containers_through_bosun_runc() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     testkit::require_program!("podman");
     let env = Env::new();
     let existed = libpod_exists();
