@@ -213,7 +213,8 @@ impl Hierarchy {
     }
 
     /// Where `controller` is mounted: its v1 mount, else the cgroup2 mount
-    /// when it holds it (or, on a v2 host, whatever the name).
+    /// when it holds it (on a v2 host whatever the name; `""` names the
+    /// cgroup2 mount on any host).
     pub fn mountpoint(&self, controller: &str) -> Option<&Path> {
         self.mount_for(controller).map(|m| m.mountpoint.as_path())
     }
@@ -221,6 +222,9 @@ impl Hierarchy {
     pub(crate) fn mount_for(&self, controller: &str) -> Option<&Mount> {
         if self.version == Version::V2 {
             return self.mounts.first();
+        }
+        if controller.is_empty() {
+            return self.mounts.iter().find(|m| m.v2);
         }
         self.mounts
             .iter()

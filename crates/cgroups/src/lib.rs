@@ -8,8 +8,25 @@
 //! every member and remove itself without leaving directories behind.
 //!
 //! Layout: `hierarchy.rs` (detection), `path.rs` (cgroupsPath rules),
-//! `cgroup.rs` (create, join, list), `lifecycle.rs` (freeze, kill, destroy),
-//! `stats.rs` (the numbers), and one file per controller under `v1/` and `v2/`.
+//! `cgroup.rs` (create, join, list, apply), `lifecycle.rs` (freeze, kill,
+//! destroy), `stats.rs` (the numbers), `fsutil.rs` (file I/O with errors
+//! naming path and value), and one file per controller under `v1/` and `v2/`.
+//!
+//! ```no_run
+//! # fn main() -> cgroups::Result<()> {
+//! use cgroups::{Cgroup, Hierarchy};
+//! let h = Hierarchy::detect()?;
+//! let cg = Cgroup::new(&h, Some("/bosun/c1"), "c1")?; // linux.cgroupsPath, id
+//! cg.create()?;
+//! let r: oci_spec::runtime::LinuxResources = Default::default(); // spec.linux.resources
+//! cg.apply(&r)?;
+//! cg.add_task(4242)?; // the container's init, before it execs
+//! let used = cg.stats()?.cpu.usage_ns;
+//! cg.destroy()?; // kills leftovers, removes every directory
+//! # let _ = used;
+//! # Ok(())
+//! # }
+//! ```
 
 mod cgroup;
 mod error;

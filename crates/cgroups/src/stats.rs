@@ -2,12 +2,12 @@
 //! shape whichever version the host runs. Each controller file under `v1/`
 //! and `v2/` fills its own part; a controller the host lacks leaves zeros.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{v1, v2, Cgroup, Error, Result, Version};
 
 /// A snapshot of one cgroup's usage.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub cpu: CpuStats,
     pub memory: MemoryStats,
@@ -15,7 +15,7 @@ pub struct Stats {
 }
 
 /// CPU time used and CFS bandwidth throttling.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CpuStats {
     /// Total CPU time of every task, in nanoseconds.
     pub usage_ns: u64,
@@ -32,7 +32,7 @@ pub struct CpuStats {
 }
 
 /// Memory use and limits, in bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemoryStats {
     /// Current usage (v1 memory.usage_in_bytes, v2 memory.current).
     pub usage: u64,
@@ -63,7 +63,7 @@ impl MemoryStats {
 }
 
 /// Process count and limit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PidsStats {
     /// Tasks (threads included) in the cgroup.
     pub current: u64,

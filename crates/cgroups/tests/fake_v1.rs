@@ -140,6 +140,14 @@ fn v1_refuses_what_it_cannot_do_and_skips_what_is_not_mounted() {
         .apply(&resources(r#"{"memory": {"swappiness": 150}}"#))
         .unwrap_err();
     assert!(err.to_string().contains("swappiness"), "{err}");
+    // A bad device rule fails the apply before cpuset (first in order) is written.
+    let err = cg
+        .apply(&resources(
+            r#"{"cpu": {"cpus": "1"}, "devices": [{"allow": true, "type": "p"}]}"#,
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("devices[].type"), "{err}");
+    assert!(!cg.dir("cpuset").unwrap().join("cpuset.cpus").exists());
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! The cgroup v2 backend against a fake cgroupfs tree in a temp dir.
 //!
 //! The bench machine is a hybrid v1 host whose only cgroup2 mount holds just
-//! hugetlb, so v2 code paths can only be tested this way here: the tests seed
-//! the files a kernel would show, run the backend, and read back what it
-//! wrote. What a fake cannot show (the kernel accepting a value, `rmdir` of a
-//! populated cgroup) is covered by the real-host tests in `host.rs` on v1.
+//! hugetlb, so v2 limits (cpu, memory, pids, io, cpuset) can only be tested
+//! this way here: the tests seed the files a kernel would show, run the
+//! backend, and read back what it wrote. The v2 lifecycle that needs no
+//! controller (join, cpu.stat usage, freeze, kill, nested destroy) runs for
+//! real in that cgroup2 mount (`host_v2.rs`); the kernel's enforcement of
+//! limits is checked on v1 (`host.rs`).
 
 use std::fs;
 use std::path::Path;
@@ -132,6 +134,19 @@ fn bad_values_are_refused_before_anything_is_written() {
         .unwrap_err();
     assert!(err.to_string().contains("memory.swap"), "{err}");
     assert!(!dir.join("memory.max").exists());
+    std::fs::write(dir.join("memory.current"), "5000\n").unwrap();
+    let err = cg
+        .apply(&resources(
+            r#"{"memory": {"limit": 4096, "checkBeforeUpdate": true}}"#,
+        ))
+        .unwrap_err();
+    assert!(err.to_string().contains("below current usage"), "{err}");
+    assert!(!dir.join("memory.max").exists());
+    cg.apply(&resources(
+        r#"{"memory": {"limit": 8192, "checkBeforeUpdate": true}}"#,
+    ))
+    .unwrap();
+    std::fs::remove_file(dir.join("memory.max")).unwrap();
     let err = cg
         .apply(&resources(r#"{"cpu": {"realtimeRuntime": 1000}}"#))
         .unwrap_err();

@@ -54,8 +54,17 @@ fn resources(json: &str) -> LinuxResources {
 
 /// `sh -c 'read go; SCRIPT'`: runs SCRIPT once a line arrives on stdin.
 fn spawn_waiting(script: &str, cleanup: &mut testkit::Cleanup) -> (Child, ChildStdin) {
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
+    spawn_waiting_niced(0, script, cleanup)
+}
+
+/// The same at nice level `nice` (root may go below 0).
+fn spawn_waiting_niced(
+    nice: i32,
+    script: &str,
+    cleanup: &mut testkit::Cleanup,
+) -> (Child, ChildStdin) {
+    let mut child = Command::new("nice")
+        .args(["-n", &nice.to_string(), "/bin/sh", "-c"])
         .arg(format!("read go; {script}"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -105,7 +114,9 @@ fn cpu_quota_holds_a_busy_loop_near_twenty_percent() {
         Version::V1 => assert_eq!(read(&t.cg, "cpu", "cpu.cfs_quota_us"), "20000"),
         Version::V2 => assert_eq!(read(&t.cg, "cpu", "cpu.max"), "20000 100000"),
     }
-    let (child, stdin) = spawn_waiting("while :; do :; done", &mut cleanup);
+    // A high priority, so that on a loaded machine the loop still gets all
+    // the quota allows: the test measures the quota's ceiling, not the load.
+    let (child, stdin) = spawn_waiting_niced(-10, "while :; do :; done", &mut cleanup);
     t.cg.add_task(child.id() as i32).unwrap();
     let before = t.cg.stats().unwrap().cpu.usage_ns;
     let start = Instant::now();

@@ -107,9 +107,26 @@ pub(crate) fn hierarchy_roots() -> Vec<PathBuf> {
         .collect()
 }
 
-/// Every hierarchy root the sweeper looks in: [`hierarchy_roots`] plus, on a
-/// hybrid host, the cgroup2 mount that runtimes also join (as runc does).
+/// Every directory the sweeper looks in: [`hierarchy_roots`] plus, on a
+/// hybrid host, the cgroup2 mount that runtimes also join (as runc does),
+/// plus our own cgroup in each hierarchy, below which relative cgroup paths
+/// (runc's default) create their directories.
 pub(crate) fn sweep_roots() -> Vec<PathBuf> {
+    let mut roots = mount_roots();
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let nested: Vec<PathBuf> = own
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .map(|p| p.trim_start_matches('/'))
+        .filter(|p| !p.is_empty())
+        .flat_map(|p| roots.iter().map(move |r| r.join(p)))
+        .filter(|d| d.is_dir())
+        .collect();
+    roots.extend(nested);
+    roots
+}
+
+fn mount_roots() -> Vec<PathBuf> {
     let mut roots = hierarchy_roots();
     if mode() == CgroupMode::Legacy {
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();

@@ -16,6 +16,7 @@ const MEMSW: &str = "memory.memsw.limit_in_bytes";
 pub(crate) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     let Some(m) = r.memory() else { return Ok(()) };
     validate(m)?;
+    check_usage(dir, m, "memory.usage_in_bytes")?;
     set_limit_and_swap(
         dir,
         m.limit().filter(|v| *v != 0),
@@ -55,6 +56,30 @@ pub(crate) fn validate(m: &LinuxMemory) -> Result<()> {
             field: "memory.swappiness",
             value: s.to_string(),
             reason: "must be within 0..=100",
+        });
+    }
+    Ok(())
+}
+
+/// `checkBeforeUpdate`: refuse a limit below what the cgroup already uses
+/// instead of letting the kernel reclaim or OOM-kill (shared with v2, whose
+/// usage file is memory.current).
+pub(crate) fn check_usage(dir: &Path, m: &LinuxMemory, usage_file: &str) -> Result<()> {
+    let Some(limit) = m
+        .limit()
+        .filter(|l| *l > 0 && m.check_before_update() == Some(true))
+    else {
+        return Ok(());
+    };
+    let Some(text) = fsutil::read_opt(dir, usage_file)? else {
+        return Ok(());
+    };
+    let usage: u64 = fsutil::parse(dir, usage_file, &text)?;
+    if usage > limit as u64 {
+        return Err(Error::InvalidResource {
+            field: "memory.limit",
+            value: limit.to_string(),
+            reason: "it is below current usage and checkBeforeUpdate is set",
         });
     }
     Ok(())

@@ -60,6 +60,7 @@ pub(crate) fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
             version: Version::V1,
         });
     }
+    validate(r)?;
     type Apply = fn(&Path, &LinuxResources) -> Result<()>;
     let steps: [(&str, bool, Apply); 7] = [
         ("cpuset", cpuset::wanted(r), cpuset::apply),
@@ -87,6 +88,18 @@ pub(crate) fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
         if net.class_id().is_some() || net.priorities().is_some() {
             tracing::warn!("linux.resources.network (net_cls/net_prio) is not applied");
         }
+    }
+    Ok(())
+}
+
+/// Checks what can be checked without the kernel, so that a bad value fails
+/// the whole apply before any file is written (shared with v2).
+pub(crate) fn validate(r: &LinuxResources) -> Result<()> {
+    if let Some(m) = r.memory() {
+        memory::validate(m)?;
+    }
+    for rule in r.devices().iter().flatten() {
+        devices::rule_text(rule)?;
     }
     Ok(())
 }

@@ -40,8 +40,8 @@ pub(crate) fn max_value(quota: Option<i64>, period: Option<u64>) -> Option<Strin
     Some(s)
 }
 
-/// Writes weight, bandwidth, burst and idle; realtime has no v2 equivalent.
-pub(crate) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
+/// Realtime budgets have no v2 equivalent.
+pub(crate) fn validate(r: &LinuxResources) -> Result<()> {
     let Some(cpu) = r.cpu() else { return Ok(()) };
     if cpu.realtime_runtime().is_some_and(|v| v != 0)
         || cpu.realtime_period().is_some_and(|v| v != 0)
@@ -51,6 +51,12 @@ pub(crate) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
             version: Version::V2,
         });
     }
+    Ok(())
+}
+
+/// Writes weight, bandwidth, burst and idle.
+pub(crate) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
+    let Some(cpu) = r.cpu() else { return Ok(()) };
     if let Some(shares) = cpu.shares().filter(|s| *s != 0) {
         fsutil::write(dir, "cpu.weight", shares_to_weight(shares))?;
     }

@@ -43,6 +43,7 @@ pub(crate) fn swap_max(swap: Option<i64>, limit: Option<i64>) -> Result<Option<i
 pub(crate) fn apply(dir: &Path, r: &LinuxResources) -> Result<()> {
     let Some(m) = r.memory() else { return Ok(()) };
     v1::memory::validate(m)?;
+    v1::memory::check_usage(dir, m, "memory.current")?;
     let swap = swap_max(m.swap(), m.limit())?;
     if let Some(l) = m.limit().filter(|v| *v != 0) {
         fsutil::write(dir, "memory.max", value(l))?;

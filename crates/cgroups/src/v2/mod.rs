@@ -91,8 +91,9 @@ pub(crate) fn apply(cg: &Cgroup, r: &LinuxResources) -> Result<()> {
     let Some(d) = cg.find("") else { return Ok(()) };
     let dir = d.path.as_path();
     unified::check(r)?;
+    v1::validate(r)?;
+    cpu::validate(r)?;
     if let Some(m) = r.memory() {
-        v1::memory::validate(m)?;
         memory::swap_max(m.swap(), m.limit())?;
     }
     if v1::cpuset::wanted(r) {
