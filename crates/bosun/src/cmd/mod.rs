@@ -2,6 +2,7 @@
 //! module. `dispatch` is the only place that knows every subcommand.
 
 mod image;
+pub mod oci;
 mod version;
 
 use clap::{Parser, Subcommand};
@@ -16,13 +17,9 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// State root shared by the image store and the engine.
-    #[arg(
-        long,
-        global = true,
-        env = "BOSUN_ROOT",
-        default_value = "/var/lib/bosun"
-    )]
+    /// State root shared by the image store and the engine. Given before the
+    /// subcommand (`bosun --root DIR images`), so that `bosun oci --root` stays runc's.
+    #[arg(long, env = "BOSUN_ROOT", default_value = "/var/lib/bosun")]
     pub root: PathBuf,
 
     #[command(subcommand)]
@@ -44,6 +41,8 @@ pub enum Command {
     Push(image::PushArgs),
     /// Remove images (same as `image rm`).
     Rmi(image::RmArgs),
+    /// The OCI runtime with runc's command line (also: invoke as `bosun-runc`).
+    Oci(Box<oci::Args>),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -55,6 +54,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => image::run(&cli.root, image::ImageCommand::Pull(args)),
         Command::Push(args) => image::run(&cli.root, image::ImageCommand::Push(args)),
         Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
+        Command::Oci(args) => oci::run(*args),
     }
 }
 
