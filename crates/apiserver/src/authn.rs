@@ -49,7 +49,7 @@ pub struct Tokens {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the token file {path}: {source}")]
+#[error("cannot read the token file {path}")]
 pub struct TokenFileError {
     path: String,
     #[source]

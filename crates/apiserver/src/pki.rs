@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot make the {what} certificate: {source}")]
+    #[error("cannot make the {what} certificate")]
     Cert {
         what: &'static str,
         #[source]

@@ -45,19 +45,19 @@ pub enum ServerError {
     Alloc(#[from] services::AllocError),
     #[error(transparent)]
     Tokens(#[from] crate::authn::TokenFileError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write the token file {path}: {source}")]
+    #[error("cannot write the token file {path}")]
     TokenFile {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("store: {0}")]
+    #[error("cannot write the bootstrap objects to the store")]
     Store(#[from] store::StoreError),
 }
 

@@ -13,15 +13,15 @@ use tokio_rustls::rustls::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot parse the {what} PEM: {source}")]
+    #[error("cannot parse the {what} PEM")]
     Pem {
         what: &'static str,
         #[source]
         source: rustls::pki_types::pem::Error,
     },
-    #[error("cannot set up TLS: {0}")]
+    #[error("cannot set up TLS")]
     Rustls(#[from] rustls::Error),
-    #[error("cannot set up client certificate verification: {0}")]
+    #[error("cannot set up client certificate verification")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 

@@ -6,7 +6,6 @@ use anyhow::Context;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,21 +46,6 @@ pub struct Args {
     tls_san: Vec<String>,
 }
 
-fn open_store(args: &Args) -> anyhow::Result<Arc<dyn store::Store>> {
-    if args.datastore_endpoint.is_empty() {
-        let path = args.data_dir.join("db").join("state.db");
-        std::fs::create_dir_all(path.parent().unwrap_or(&args.data_dir))
-            .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-        let db = store::Sqlite::open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        return Ok(Arc::new(db));
-    }
-    anyhow::bail!(
-        "--datastore-endpoint {}: the etcd backend is not available in this build yet",
-        args.datastore_endpoint
-    )
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -71,7 +55,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<ExitCode> {
-    let store = open_store(&args)?;
+    let store = store::open_datastore(&args.datastore_endpoint, &args.data_dir.join("db"))
+        .await
+        .with_context(|| match args.datastore_endpoint.as_str() {
+            "" => format!(
+                "cannot open the embedded store under {}",
+                args.data_dir.display()
+            ),
+            e => format!("cannot connect to the datastore {e}"),
+        })?;
     store::spawn_compactor(store.clone(), store::CompactorConfig::default());
     let cfg = apiserver::Config {
         data_dir: args.data_dir.clone(),
