@@ -57,6 +57,19 @@ impl Req<'_> {
         self.query.get("dryRun") == Some("All")
     }
 
+    /// A server-side apply: the patch already recorded managedFields.
+    pub fn is_apply(&self) -> bool {
+        self.content_type.starts_with("application/apply-patch")
+    }
+
+    /// Records an ordinary write of `new` (over `old`) in managedFields.
+    pub fn track(&self, old: Option<&Value>, new: Value) -> Value {
+        if self.is_apply() {
+            return new;
+        }
+        api::patch::managed_fields_update(old, &new, &self.manager())
+    }
+
     /// The field manager: `fieldManager`, else the user agent's program name.
     pub fn manager(&self) -> String {
         match self.query.get("fieldManager") {

@@ -156,8 +156,7 @@ impl Api {
             }
         }
         self.admit_create(req, &mut obj)?;
-        let manager = req.manager();
-        Ok(api::patch::managed_fields_update(None, &obj, &manager))
+        Ok(req.track(None, obj))
     }
 
     /// Checks the namespace, writes, and answers 201 with the stored object.
@@ -284,7 +283,7 @@ impl Api {
         causes.extend((s.validate)(&new, Some(&old)));
         invalid(s, name, causes)?;
         self.admit_update(req, &mut new, &old)?;
-        let new = api::patch::managed_fields_update(Some(&old), &new, &req.manager());
+        let new = req.track(Some(&old), new);
         let mut cmp_new = new.clone();
         meta::set(
             &mut cmp_new,
