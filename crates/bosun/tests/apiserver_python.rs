@@ -58,7 +58,11 @@ print("python client: OK")
 
 fn venv_python() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_bosun"));
-    let target = bin.parent().and_then(|p| p.parent()).map(PathBuf::from).unwrap_or_default();
+    let target = bin
+        .parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
     target.join("pyenv/bin/python")
 }
 
@@ -66,7 +70,10 @@ fn venv_python() -> PathBuf {
 fn python_client_lists_creates_patches_and_watches() {
     let python = venv_python();
     let ok = python.is_file()
-        && Command::new(&python).args(["-c", "import kubernetes"]).status().is_ok_and(|s| s.success());
+        && Command::new(&python)
+            .args(["-c", "import kubernetes"])
+            .status()
+            .is_ok_and(|s| s.success());
     if !ok {
         eprintln!("skipped: the Python kubernetes client is not installed in {} (./dev setup installs it)", python.display());
         return;

@@ -5,12 +5,15 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Server {
     child: Child,
+    extra: Vec<String>,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub url: String,
@@ -61,27 +64,11 @@ impl Server {
         let dir = testkit::scratch_dir();
         let data_dir = dir.path().join("data");
         let kubeconfig = dir.path().join("admin.kubeconfig");
-        let log =
-            std::fs::File::create(dir.path().join("server.log")).expect("create the server log");
-        let child = Command::new(env!("CARGO_BIN_EXE_bosun"))
-            .args([
-                "server",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-                "0",
-            ])
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--write-kubeconfig")
-            .arg(&kubeconfig)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start bosun server");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn(&dir, &data_dir, &kubeconfig, &extra);
         let mut server = Server {
             child,
+            extra,
             dir,
             kubeconfig,
             url: String::new(),
@@ -96,6 +83,49 @@ impl Server {
         Self::start_with(&[])
     }
 
+    /// SIGKILLs the server (no chance to flush anything).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data dir (a new port).
+    pub fn restart(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_file(&self.kubeconfig);
+        self.child = spawn(&self.dir, &self.data_dir, &self.kubeconfig, &self.extra);
+        self.url = self.wait_for_kubeconfig();
+        self.wait_ready();
+    }
+}
+
+/// Spawns `bosun server` on an ephemeral loopback port, logging to the scratch dir.
+fn spawn(dir: &tempfile::TempDir, data_dir: &Path, kubeconfig: &Path, extra: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("server.log"))
+        .expect("open the server log");
+    Command::new(env!("CARGO_BIN_EXE_bosun"))
+        .args([
+            "server",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-listen-port",
+            "0",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--write-kubeconfig")
+        .arg(kubeconfig)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("cannot start bosun server")
+}
+
+impl Server {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
