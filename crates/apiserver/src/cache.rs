@@ -201,6 +201,11 @@ impl Cache {
         (out, false)
     }
 
+    /// The cached object at `key` of resource `idx`, if any.
+    pub fn get(&self, idx: usize, key: &str) -> Option<Arc<Obj>> {
+        lock_r(&self.shards[idx]).objects.get(key).cloned()
+    }
+
     /// Starts a watch of resource `idx`: the events to replay (synthetic ADDED
     /// for every object when `from` is None, else the ring after `from`) and
     /// a receiver of every later event.

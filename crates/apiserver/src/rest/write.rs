@@ -198,12 +198,22 @@ impl Api {
         }
     }
 
+    /// The namespace must exist and not be terminating (upstream's
+    /// NamespaceLifecycle admission). Read from the watch cache, as upstream
+    /// reads its informer; a namespace too new for the cache is read from the store.
     async fn check_namespace(&self, ns: &str) -> ApiResult<()> {
-        let kv = self.get_kv(&format!("/registry/namespaces/{ns}")).await?;
-        let Some(kv) = kv else {
-            return Err(ApiError::not_found("", "namespaces", ns));
+        let key = format!("/registry/namespaces/{ns}");
+        let cached = self
+            .index_of("", "namespaces")
+            .and_then(|idx| self.cache.get(idx, &key))
+            .map(|o| o.value());
+        let v = match cached {
+            Some(v) => v,
+            None => match self.get_kv(&key).await? {
+                Some(kv) => serde_json::from_slice(&kv.value).unwrap_or(Value::Null),
+                None => return Err(ApiError::not_found("", "namespaces", ns)),
+            },
         };
-        let v: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
         if v["status"]["phase"] == "Terminating" {
             return Err(ApiError::forbidden(format!(
                 "unable to create new content in namespace {ns} because it is being terminated"
