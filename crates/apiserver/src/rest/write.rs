@@ -90,6 +90,23 @@ fn common_validation(s: &Strategy, obj: &Value) -> Vec<Cause> {
     causes
 }
 
+/// `fieldValidation=Strict`: unknown or mistyped fields are a 400, as upstream.
+pub(super) fn check_fields(req: &Req<'_>, s: &Strategy, obj: &Value) -> ApiResult<()> {
+    if req.query.get("fieldValidation") != Some("Strict") {
+        return Ok(());
+    }
+    let r = s.resource;
+    let issues = api::openapi::check_object(r.group, r.version, r.kind, obj).unwrap_or_default();
+    if issues.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = issues.iter().map(ToString::to_string).collect();
+    Err(decode_error(
+        s,
+        format!("strict decoding error: {}", list.join(", ")),
+    ))
+}
+
 impl Api {
     pub(super) async fn create(&self, req: &Req<'_>) -> ApiResult<Response<Body>> {
         let obj = decode_body(req.content_type, &req.body)?;
@@ -104,6 +121,7 @@ impl Api {
     /// Everything a create does before the namespace check and the write.
     pub(super) fn prepare_create(&self, req: &Req<'_>, obj: Value) -> ApiResult<Value> {
         let s = self.strategy(req.idx);
+        check_fields(req, s, &obj)?;
         let mut obj = obj;
         if s.resource.namespaced {
             let ns = meta::namespace(&obj).to_string();
@@ -244,6 +262,7 @@ impl Api {
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
+        check_fields(req, s, &new)?;
         let mut new = normalize(s, new)?;
         if part == Part::Status {
             let status = new.get("status").cloned();
