@@ -320,12 +320,18 @@ fn everyday_commands() {
             wait_for_line(&rx, Duration::from_secs(30), |l| l.starts_with("game")).is_some(),
             "initial list"
         );
+        let sent = std::time::Instant::now();
         k(&["create", "configmap", "late", "--from-literal=a=b"]);
         let got = wait_for_line(&rx, Duration::from_secs(30), |l| l.starts_with("late"));
         let _ = watch.kill();
         let _ = watch.wait();
-        let (_, took) = got.expect("the watch delivered the new configmap");
-        eprintln!("{}: watch event arrived after {took:?}", c.name);
+        assert!(got.is_some(), "the watch delivered the new configmap");
+        // Reported, not asserted: timings belong to bench/.
+        eprintln!(
+            "{}: create + watch event within {:?}",
+            c.name,
+            sent.elapsed()
+        );
 
         // delete: background removes, foreground/orphan leave a marked object.
         // A pod bound to a node waits for its kubelet: marked, not removed,
