@@ -3,6 +3,7 @@
 
 mod image;
 pub mod oci;
+mod server;
 mod version;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ pub enum Command {
     Rmi(image::RmArgs),
     /// The OCI runtime with runc's command line (also: invoke as `bosun-runc`).
     Oci(Box<oci::Args>),
+    /// Run the control plane: the Kubernetes API server on HTTPS (k3s-style flags).
+    Server(server::Args),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -55,6 +58,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => image::run(&cli.root, image::ImageCommand::Push(args)),
         Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
         Command::Oci(args) => oci::run(*args),
+        Command::Server(args) => server::run(args),
     }
 }
 
