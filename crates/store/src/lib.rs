@@ -11,11 +11,15 @@
 
 #![forbid(unsafe_code)]
 
+mod compactor;
 mod error;
+mod sqlite;
 mod types;
 mod update;
 
+pub use compactor::{spawn_compactor, CompactorConfig};
 pub use error::{Result, StoreError};
+pub use sqlite::Sqlite;
 pub use types::{EventKind, KeyValue, ListOptions, ListResult, Revision, WatchEvent, WatchStream};
 pub use update::{guaranteed_update, Decision};
 
@@ -52,5 +56,13 @@ pub trait Store: Send + Sync + 'static {
     async fn current_revision(&self) -> Result<Revision>;
 
     /// Forgets history at and below `revision`; current values stay.
+    /// Compacting at or below an earlier compaction is a no-op.
     async fn compact(&self, revision: Revision) -> Result<()>;
+
+    /// Gives space freed by compaction back to the file system (SQLite:
+    /// incremental vacuum and WAL checkpoint; etcd: defragment). The
+    /// compactor calls it on a schedule; the default does nothing.
+    async fn maintain(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -11,6 +11,22 @@ pub enum Decision {
     Keep,
 }
 
+/// Generous: under heavy contention one writer can lose many rounds in a
+/// row (kube-apiserver retries conflicts without a limit).
+const MAX_ATTEMPTS: u32 = 1000;
+
+/// Sleeps a jittered, growing pause (up to ~20 ms) so that writers that keep
+/// losing the race stop arriving in lockstep with the winners.
+async fn backoff(attempt: u32) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let cap_us = 1000 * u64::from(attempt.min(20));
+    let pause_us = u64::from(nanos / 1000) % cap_us.max(1);
+    tokio::time::sleep(std::time::Duration::from_micros(pause_us)).await;
+}
+
 /// Applies `f` to the current value of `key` until the write wins a race.
 /// `f` sees `None` when the key is absent (then a `Write` creates it).
 pub async fn guaranteed_update<S, F, E>(
@@ -23,9 +39,11 @@ where
     F: FnMut(Option<&KeyValue>) -> Result<Decision, E>,
     E: From<StoreError>,
 {
-    const MAX_ATTEMPTS: usize = 16;
     let mut last_err = None;
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt >= 3 {
+            backoff(attempt).await;
+        }
         let current = store.get(key).await?;
         let value = match f(current.as_ref())? {
             Decision::Keep => return Ok(current),

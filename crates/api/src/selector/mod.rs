@@ -1,0 +1,25 @@
+//! Label selectors and field selectors: parsing the query-string forms
+//! (`app=web,tier in (a,b),!canary`, `spec.nodeName=n1,status.phase!=Failed`)
+//! and metav1 `LabelSelector` objects, and matching objects against them.
+
+mod field;
+mod label;
+mod lexer;
+#[cfg(test)]
+mod tests;
+
+pub use field::{field_value, FieldOp, FieldRequirement, FieldSelector};
+pub use label::{LabelSelector, Operator, Requirement};
+
+/// Why a selector was rejected; names the offending token or field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error("invalid selector {selector:?}: {reason} at {token:?}")]
+    Syntax {
+        selector: String,
+        token: String,
+        reason: &'static str,
+    },
+    #[error("invalid label selector field {field}: {reason}")]
+    Object { field: String, reason: String },
+}
