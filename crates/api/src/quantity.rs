@@ -18,8 +18,9 @@ pub enum QuantityError {
 }
 
 /// A parsed quantity: an exact number of milli-units and the suffix family
-/// it was written in (kept for formatting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// it was written in (kept for formatting). Equality and order compare
+/// values only.
+#[derive(Debug, Clone, Copy)]
 pub struct Quantity {
     milli: i128,
     format: Format,
@@ -90,6 +91,57 @@ impl Quantity {
     /// The suffix family the quantity was written in.
     pub fn format(&self) -> Format {
         self.format
+    }
+
+    /// Reads a quantity from JSON, where it may be a string (`"64Mi"`) or,
+    /// as upstream accepts, a number (`1`, `0.5`).
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, QuantityError> {
+        match value {
+            serde_json::Value::String(s) => Self::parse(s),
+            serde_json::Value::Number(n) => Self::parse(&n.to_string()),
+            other => Err(QuantityError::Invalid {
+                input: other.to_string(),
+                reason: "must be a string or a number",
+            }),
+        }
+    }
+
+    /// The sum, in the left operand's format; `None` on overflow.
+    pub fn checked_add(self, other: Self) -> Option<Self> {
+        let milli = self.milli.checked_add(other.milli)?;
+        (milli.abs() <= MAX_MILLI).then_some(Self { milli, ..self })
+    }
+
+    /// The difference, in the left operand's format; `None` on overflow.
+    pub fn checked_sub(self, other: Self) -> Option<Self> {
+        let milli = self.milli.checked_sub(other.milli)?;
+        (milli.abs() <= MAX_MILLI).then_some(Self { milli, ..self })
+    }
+
+    /// Whether the quantity is zero.
+    pub fn is_zero(&self) -> bool {
+        self.milli == 0
+    }
+}
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        self.milli == other.milli
+    }
+}
+
+impl Eq for Quantity {}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Quantity {
+    /// Compares values; the format does not matter (`1Gi` > `1G`).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.milli.cmp(&other.milli)
     }
 }
 
@@ -230,6 +282,31 @@ mod tests {
             Quantity::parse("99999999999999999999999999999999999999E"),
             Err(QuantityError::OutOfRange { .. })
         ));
+    }
+
+    #[test]
+    fn arithmetic_and_order_for_scheduling() {
+        let q = |s: &str| Quantity::parse(s).unwrap();
+        assert!(q("1Gi") > q("1G"));
+        assert_eq!(q("1000m"), q("1"));
+        assert_eq!(q("500m").checked_add(q("1.5")).unwrap().to_string(), "2");
+        assert_eq!(
+            q("1Gi").checked_sub(q("512Mi")).unwrap().to_string(),
+            "512Mi"
+        );
+        assert!(q("100m").checked_sub(q("100m")).unwrap().is_zero());
+        let max = Quantity::from_milli(MAX_MILLI, Format::DecimalSi);
+        assert_eq!(max.checked_add(q("1")), None);
+        assert_eq!(Quantity::from_json(&serde_json::json!(1)).unwrap(), q("1"));
+        assert_eq!(
+            Quantity::from_json(&serde_json::json!(0.5)).unwrap(),
+            q("500m")
+        );
+        assert_eq!(
+            Quantity::from_json(&serde_json::json!("64Mi")).unwrap(),
+            q("64Mi")
+        );
+        assert!(Quantity::from_json(&serde_json::json!(true)).is_err());
     }
 
     #[test]

@@ -12,13 +12,17 @@
 #![forbid(unsafe_code)]
 
 mod compactor;
+mod datastore;
 mod error;
+mod etcd;
 mod sqlite;
 mod types;
 mod update;
 
 pub use compactor::{spawn_compactor, CompactorConfig};
+pub use datastore::{open_datastore, ETCD_PREFIX, SQLITE_FILE};
 pub use error::{Result, StoreError};
+pub use etcd::Etcd;
 pub use sqlite::Sqlite;
 pub use types::{EventKind, KeyValue, ListOptions, ListResult, Revision, WatchEvent, WatchStream};
 pub use update::{guaranteed_update, Decision};
@@ -35,6 +39,25 @@ pub trait Store: Send + Sync + 'static {
     /// Keys under `prefix` in key order, starting after `opts.start_after`,
     /// at most `opts.limit` of them, with the store revision they reflect.
     async fn list(&self, prefix: &str, opts: ListOptions) -> Result<ListResult>;
+
+    /// Like [`Store::list`], but as the store was at `revision` (a consistent
+    /// snapshot across pages, for Kubernetes `continue` tokens and
+    /// `resourceVersion` + `resourceVersionMatch=Exact`). Fails with
+    /// [`StoreError::Compacted`] below the compacted revision. The returned
+    /// `revision` is the one asked for. Both backends implement it; the
+    /// default (for other implementations) refuses.
+    async fn list_at_revision(
+        &self,
+        prefix: &str,
+        opts: ListOptions,
+        revision: Revision,
+    ) -> Result<ListResult> {
+        let _ = (prefix, opts);
+        Err(StoreError::backend(
+            "list at revision",
+            format!("revision {revision}: not supported by this backend"),
+        ))
+    }
 
     /// Creates `key`; fails with [`StoreError::AlreadyExists`] if present.
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue>;

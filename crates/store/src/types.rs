@@ -19,7 +19,7 @@ pub struct KeyValue {
 pub struct ListOptions {
     /// Return only keys strictly greater than this one (a `continue` token).
     pub start_after: Option<String>,
-    /// At most this many items; `None` for all.
+    /// At most this many items; `None` (or `Some(0)`, as in etcd) for all.
     pub limit: Option<usize>,
 }
 

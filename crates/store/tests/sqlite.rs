@@ -26,6 +26,7 @@ macro_rules! conformance_tests {
 conformance_tests!(
     revisions_monotonic,
     get_list_paging,
+    list_at_revision,
     create_already_exists,
     update_conflict_not_found,
     delete_expected,
@@ -148,4 +149,18 @@ async fn compaction_stops_file_growth_under_steady_updates() {
 
 fn file_size(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_datastore_defaults_to_sqlite_under_the_data_dir() {
+    let dir = testkit::scratch_dir();
+    let data_dir = dir.path().join("data");
+    let store = store::open_datastore("", &data_dir).await.unwrap();
+    store.create("/x", b"1".to_vec()).await.unwrap();
+    assert!(data_dir.join(store::SQLITE_FILE).is_file());
+    let err = store::open_datastore("tcp://nope", &data_dir)
+        .await
+        .err()
+        .expect("rejected");
+    assert!(err.to_string().contains("tcp://nope"), "{err}");
 }

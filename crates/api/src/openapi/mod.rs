@@ -2,8 +2,21 @@
 //! group/version with item-path operations (for kubectl's server-side
 //! validation check) and full `components.schemas` from k8s-openapi (for
 //! `kubectl explain`). Output is deterministic; [`hash`] gives the ETag.
+//! [`OpenApiV3`] builds everything once so a server can cache the bytes.
+//! [`check_object`] finds unknown fields and wrongly typed values for
+//! `fieldValidation=Strict`.
 
-use serde_json::Value;
+mod paths;
+mod schemas;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+pub use validate::{check_object, FieldIssue};
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
 
 /// One served resource, as the API server's resource table describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,14 +35,53 @@ pub struct ResourceDescriptor {
 /// The `/openapi/v3` index: one `serverRelativeURL` (with content hash)
 /// per group/version among `resources`.
 pub fn v3_index(resources: &[ResourceDescriptor]) -> Value {
-    let _ = resources;
-    serde_json::json!({ "paths": {} })
+    let mut paths = Map::new();
+    for (group, version) in group_versions(resources) {
+        let doc = v3_group_version(&group, &version, resources);
+        let path = group_version_path(&group, &version);
+        let url = format!("/openapi/v3/{path}?hash={}", hash(&doc));
+        paths.insert(path, json!({ "serverRelativeURL": url }));
+    }
+    json!({ "paths": paths })
 }
 
 /// The OpenAPI v3 document for one group/version (`""`, `v1` for core).
 pub fn v3_group_version(group: &str, version: &str, resources: &[ResourceDescriptor]) -> Value {
-    let _ = (group, version, resources);
-    serde_json::json!({ "openapi": "3.0.0", "paths": {}, "components": { "schemas": {} } })
+    let mut schemas = schemas::Schemas::new();
+    let mut paths = Map::new();
+    let generic = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    for r in resources
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let refs = paths::Refs {
+            kind: schemas
+                .add_kind(group, version, &r.kind)
+                .unwrap_or_else(|| generic.clone()),
+            scale: schemas.add_kind("autoscaling", "v1", "Scale"),
+            status: schemas.add_meta("Status"),
+            patch: schemas.add_meta("Patch"),
+            delete_options: schemas.add_meta("DeleteOptions"),
+        };
+        paths::add_resource(&mut paths, r, &refs);
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": paths,
+        "components": {"schemas": schemas.finish()},
+    })
+}
+
+/// The distinct (group, version) pairs among `resources`, sorted.
+fn group_versions(resources: &[ResourceDescriptor]) -> Vec<(String, String)> {
+    let mut gvs: Vec<_> = resources
+        .iter()
+        .map(|r| (r.group.clone(), r.version.clone()))
+        .collect();
+    gvs.sort();
+    gvs.dedup();
+    gvs
 }
 
 /// The index path of a group/version: `api/v1`, `apis/apps/v1`.
@@ -44,7 +96,51 @@ pub fn group_version_path(group: &str, version: &str) -> String {
 /// A content hash of a document (hex SHA-256 of its compact JSON, upper
 /// case as upstream), used in `?hash=` and as the ETag.
 pub fn hash(document: &Value) -> String {
+    hash_bytes(&serde_json::to_vec(document).unwrap_or_default())
+}
+
+fn hash_bytes(bytes: &[u8]) -> String {
     use sha2::Digest;
-    let bytes = serde_json::to_vec(document).unwrap_or_default();
     hex::encode_upper(sha2::Sha256::digest(bytes))
+}
+
+/// All OpenAPI v3 documents of a resource table, serialized once.
+#[derive(Debug, Clone)]
+pub struct OpenApiV3 {
+    index: Vec<u8>,
+    /// `apis/apps/v1` → (document bytes, hash).
+    documents: BTreeMap<String, (Vec<u8>, String)>,
+}
+
+impl OpenApiV3 {
+    /// Builds the index and every group/version document.
+    pub fn build(resources: &[ResourceDescriptor]) -> Self {
+        let mut documents = BTreeMap::new();
+        let mut paths = Map::new();
+        for (group, version) in group_versions(resources) {
+            let doc = serde_json::to_vec(&v3_group_version(&group, &version, resources))
+                .unwrap_or_default();
+            let hash = hash_bytes(&doc);
+            let path = group_version_path(&group, &version);
+            paths.insert(
+                path.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
+            );
+            documents.insert(path, (doc, hash));
+        }
+        let index = serde_json::to_vec(&json!({ "paths": paths })).unwrap_or_default();
+        Self { index, documents }
+    }
+
+    /// The body of `GET /openapi/v3`.
+    pub fn index(&self) -> &[u8] {
+        &self.index
+    }
+
+    /// The body and ETag (hash) of `GET /openapi/v3/<path>` (`apis/apps/v1`).
+    pub fn document(&self, path: &str) -> Option<(&[u8], &str)> {
+        self.documents
+            .get(path.trim_matches('/'))
+            .map(|(d, h)| (d.as_slice(), h.as_str()))
+    }
 }

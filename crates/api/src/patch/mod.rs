@@ -1,6 +1,6 @@
 //! The four PATCH content types and `managedFields` bookkeeping.
 //!
-//! - [`json_patch`] for `application/json-patch+json` (RFC 6902).
+//! - [`json_patch()`] for `application/json-patch+json` (RFC 6902).
 //! - [`merge_patch`] for `application/merge-patch+json` (RFC 7386).
 //! - [`strategic_merge_patch`] for `application/strategic-merge-patch+json`,
 //!   with the merge keys and strategies of the built-in types and the
@@ -10,10 +10,19 @@
 //!   ordinary writes (operation `Update`).
 
 mod apply;
+#[cfg(test)]
+mod apply_tests;
+mod fields;
 mod json;
+mod schema;
+#[cfg(test)]
+mod smp_tests;
 mod strategic;
 
-pub use apply::{managed_fields_update, server_side_apply, ApplyError, Conflict};
+pub use apply::{
+    managed_fields_update, managed_fields_update_subresource, server_side_apply, ApplyError,
+    Conflict,
+};
 pub use json::{json_patch, merge_patch};
 pub use strategic::strategic_merge_patch;
 

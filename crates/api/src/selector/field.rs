@@ -62,6 +62,26 @@ impl FieldSelector {
         })
     }
 
+    /// Refuses field labels upstream does not support for this kind.
+    pub fn check_supported(&self, group: &str, kind: &str) -> Result<(), SelectorError> {
+        match self
+            .requirements
+            .iter()
+            .find(|r| !super::field_supported(group, kind, &r.field))
+        {
+            Some(r) => Err(SelectorError::UnsupportedField {
+                field: r.field.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Matches an object of this kind, reading each label's object path
+    /// (see [`super::field_object_path`]).
+    pub fn matches_kind(&self, group: &str, kind: &str, object: &Value) -> bool {
+        self.matches(|field| field_value(object, super::field_object_path(group, kind, field)))
+    }
+
     /// Matches by reading each dotted field path from the JSON object;
     /// strings, numbers and booleans compare by their text.
     pub fn matches_object(&self, object: &Value) -> bool {

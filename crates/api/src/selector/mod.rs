@@ -4,12 +4,14 @@
 
 mod field;
 mod label;
+mod labels;
 mod lexer;
 #[cfg(test)]
 mod tests;
 
 pub use field::{field_value, FieldOp, FieldRequirement, FieldSelector};
 pub use label::{LabelSelector, Operator, Requirement};
+pub use labels::{object_path as field_object_path, supported as field_supported};
 
 /// Why a selector was rejected; names the offending token or field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,6 +22,8 @@ pub enum SelectorError {
         token: String,
         reason: &'static str,
     },
+    #[error("field label not supported: {field}")]
+    UnsupportedField { field: String },
     #[error("invalid label selector field {field}: {reason}")]
     Object { field: String, reason: String },
 }

@@ -137,3 +137,30 @@ fn field_selector_escapes_and_errors() {
     }
     assert!(FieldSelector::parse("=x").is_err());
 }
+
+#[test]
+fn field_labels_are_checked_per_kind() {
+    let sel = FieldSelector::parse("spec.nodeName=n1,status.phase=Running").unwrap();
+    assert!(sel.check_supported("", "Pod").is_ok());
+    let err = FieldSelector::parse("spec.replicas=1")
+        .unwrap()
+        .check_supported("apps", "Deployment")
+        .unwrap_err();
+    assert_eq!(err.to_string(), "field label not supported: spec.replicas");
+    assert!(FieldSelector::parse("metadata.name=x")
+        .unwrap()
+        .check_supported("apps", "Deployment")
+        .is_ok());
+    let event = json!({"involvedObject": {"name": "web-1"}, "source": {"component": "kubelet"}});
+    let sel = FieldSelector::parse("involvedObject.name=web-1,source=kubelet").unwrap();
+    assert!(sel.check_supported("", "Event").is_ok());
+    assert!(sel.matches_kind("", "Event", &event));
+    assert!(
+        !sel.matches_object(&event),
+        "plain paths do not know the alias"
+    );
+    let node = json!({"spec": {"unschedulable": true}});
+    assert!(FieldSelector::parse("spec.unschedulable=true")
+        .unwrap()
+        .matches_kind("", "Node", &node));
+}

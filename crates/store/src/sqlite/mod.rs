@@ -25,7 +25,7 @@ use crate::{KeyValue, ListOptions, ListResult, Result, Revision, Store, StoreErr
 use writer::{Op, Request, Shared};
 
 /// Idle reader connections kept open.
-const MAX_IDLE_READERS: usize = 8;
+const MAX_IDLE_READERS: usize = 4;
 
 /// The SQLite backend. Cheap to share behind an `Arc`; dropping the last
 /// handle stops the writer thread after it has finished queued writes.
@@ -133,6 +133,18 @@ impl Store for Sqlite {
         let prefix = prefix.to_string();
         self.readers
             .run(move |conn| read::list(conn, &prefix, &opts))
+            .await
+    }
+
+    async fn list_at_revision(
+        &self,
+        prefix: &str,
+        opts: ListOptions,
+        revision: Revision,
+    ) -> Result<ListResult> {
+        let prefix = prefix.to_string();
+        self.readers
+            .run(move |conn| read::list_at(conn, &prefix, &opts, revision))
             .await
     }
 

@@ -33,47 +33,128 @@ pub(crate) fn get(conn: &Connection, key: &str) -> Result<Option<KeyValue>> {
     .map_err(db_err("get"))
 }
 
+/// The key range of a list page: a lower bound (`>` after `start_after`
+/// when that is past the prefix's start, else `>=` the prefix) and the
+/// prefix's exclusive end, if any.
+struct Page {
+    lower_op: &'static str,
+    lower: Vec<u8>,
+    upper: Option<Vec<u8>>,
+    /// A limit of 0 means no limit, as in etcd and Kubernetes.
+    limit: Option<usize>,
+}
+
+impl Page {
+    fn new(prefix: &str, opts: &ListOptions) -> Self {
+        let (lower_op, lower) = match &opts.start_after {
+            Some(after) if after.as_str() >= prefix => (">", after.as_bytes().to_vec()),
+            _ => (">=", prefix.as_bytes().to_vec()),
+        };
+        Self {
+            lower_op,
+            lower,
+            upper: prefix_end(prefix.as_bytes()),
+            limit: opts.limit.filter(|n| *n > 0),
+        }
+    }
+
+    fn upper_clause(&self, column: &str) -> String {
+        match self.upper {
+            Some(_) => format!("AND {column} < ?2"),
+            None => "AND ?2 IS NULL".to_string(),
+        }
+    }
+
+    /// Rows to fetch: one more than the limit tells whether more follow.
+    fn fetch(&self) -> i64 {
+        self.limit.map(|n| n as i64 + 1).unwrap_or(-1)
+    }
+
+    fn finish(&self, mut items: Vec<KeyValue>, revision: Revision) -> ListResult {
+        let more = match self.limit {
+            Some(n) if items.len() > n => {
+                items.truncate(n);
+                true
+            }
+            _ => false,
+        };
+        ListResult {
+            items,
+            revision,
+            more,
+        }
+    }
+}
+
 pub(crate) fn list(conn: &Connection, prefix: &str, opts: &ListOptions) -> Result<ListResult> {
     let tx = conn.unchecked_transaction().map_err(db_err("begin list"))?;
     let revision = current_revision(&tx)?;
-    // Lower bound: after `start_after` when that is past the prefix's start.
-    let (lower_op, lower) = match &opts.start_after {
-        Some(after) if after.as_str() >= prefix => (">", after.as_bytes().to_vec()),
-        _ => (">=", prefix.as_bytes().to_vec()),
-    };
-    let upper = prefix_end(prefix.as_bytes());
-    let upper_clause = if upper.is_some() {
-        "AND kv.key < ?2"
-    } else {
-        "AND ?2 IS NULL"
-    };
-    let fetch = opts.limit.map(|n| n as i64 + 1).unwrap_or(-1);
+    let page = Page::new(prefix, opts);
     let sql = format!(
         "SELECT kv.key, l.value, l.create_rev, l.rev
          FROM kv JOIN log l ON l.rev = kv.rev
-         WHERE kv.key {lower_op} ?1 {upper_clause}
-         ORDER BY kv.key LIMIT ?3"
+         WHERE kv.key {} ?1 {}
+         ORDER BY kv.key LIMIT ?3",
+        page.lower_op,
+        page.upper_clause("kv.key")
     );
-    let mut items = tx
+    let items = tx
         .prepare_cached(&sql)
         .and_then(|mut st| {
-            st.query_map(params![lower, upper, fetch], kv_from_row)?
+            st.query_map(params![page.lower, page.upper, page.fetch()], kv_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db_err("list"))?;
-    let more = match opts.limit {
-        Some(n) if items.len() > n => {
-            items.truncate(n);
-            true
-        }
-        _ => false,
-    };
     tx.commit().map_err(db_err("end list"))?;
-    Ok(ListResult {
-        items,
-        revision,
-        more,
-    })
+    Ok(page.finish(items, revision))
+}
+
+/// Lists the keys as they were at revision `at`, from the log: for each key,
+/// its newest row at or below `at`, unless that row is a deletion.
+pub(crate) fn list_at(
+    conn: &Connection,
+    prefix: &str,
+    opts: &ListOptions,
+    at: Revision,
+) -> Result<ListResult> {
+    let tx = conn.unchecked_transaction().map_err(db_err("begin list"))?;
+    let current = current_revision(&tx)?;
+    if at > current {
+        return Err(StoreError::backend(
+            "list at revision",
+            format!("revision {at} is in the future (current is {current})"),
+        ));
+    }
+    let compacted = compacted_revision(&tx)?;
+    if at < compacted {
+        return Err(StoreError::Compacted {
+            requested: at,
+            compacted,
+        });
+    }
+    let page = Page::new(prefix, opts);
+    let sql = format!(
+        "SELECT l.key, l.value, l.create_rev, l.rev
+         FROM (SELECT key, MAX(rev) AS rev FROM log
+               WHERE key {} ?1 {} AND rev <= ?4 GROUP BY key) m
+         JOIN log l ON l.rev = m.rev
+         WHERE l.deleted = 0
+         ORDER BY l.key LIMIT ?3",
+        page.lower_op,
+        page.upper_clause("key")
+    );
+    let items = tx
+        .prepare_cached(&sql)
+        .and_then(|mut st| {
+            st.query_map(
+                params![page.lower, page.upper, page.fetch(), at],
+                kv_from_row,
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db_err("list at revision"))?;
+    tx.commit().map_err(db_err("end list"))?;
+    Ok(page.finish(items, at))
 }
 
 /// Up to `limit` changes under `prefix` after revision `after`, oldest first.

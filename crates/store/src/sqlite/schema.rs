@@ -17,6 +17,10 @@ use crate::{Result, Revision, StoreError};
 /// writer thread writes, so waits are short (checkpoints); this is a backstop.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Page cache per reader connection, in KiB (SQLite's default is 2 000 per
+/// connection); readers are pooled, so this bounds the store's memory.
+const READER_CACHE_KIB: i64 = 1024;
+
 /// After a checkpoint, the WAL file is truncated back to at most this size.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
@@ -77,6 +81,8 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
         StoreError::backend("open sqlite reader", format!("{}: {e}", path.display()))
     })?;
     configure(&conn)?;
+    conn.execute_batch(&format!("PRAGMA cache_size = -{READER_CACHE_KIB};"))
+        .map_err(db_err("set reader cache size"))?;
     Ok(conn)
 }
 

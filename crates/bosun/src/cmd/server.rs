@@ -1,0 +1,93 @@
+//! `bosun server`: the control plane. Opens the store (embedded SQLite under
+//! the data dir, or etcd with `--datastore-endpoint`), starts the API server
+//! over HTTPS and writes the admin kubeconfig. Flags follow k3s.
+
+use anyhow::Context;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// State directory (certificates, tokens, the embedded database).
+    #[arg(long, env = "BOSUN_DATA_DIR", default_value = "/var/lib/bosun/server")]
+    data_dir: PathBuf,
+    /// Store: empty for embedded SQLite under the data dir, or etcd endpoints (http://host:2379,...).
+    #[arg(long, env = "BOSUN_DATASTORE_ENDPOINT", default_value = "")]
+    datastore_endpoint: String,
+    /// Where to write the admin kubeconfig.
+    #[arg(
+        long,
+        env = "BOSUN_WRITE_KUBECONFIG",
+        default_value = "/etc/bosun/admin.kubeconfig"
+    )]
+    write_kubeconfig: PathBuf,
+    /// HTTPS port of the API server (0 picks a free one).
+    #[arg(long, env = "BOSUN_HTTPS_LISTEN_PORT", default_value_t = 6443)]
+    https_listen_port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "BOSUN_BIND_ADDRESS", default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+    /// Network from which Service ClusterIPs are allocated.
+    #[arg(long, env = "BOSUN_SERVICE_CIDR", default_value = "10.43.0.0/16")]
+    service_cidr: String,
+    /// Port range for NodePort Services.
+    #[arg(
+        long,
+        env = "BOSUN_SERVICE_NODE_PORT_RANGE",
+        default_value = "30000-32767"
+    )]
+    service_node_port_range: String,
+    /// Shared secret agents join with (also accepted as a bearer token).
+    #[arg(long, env = "BOSUN_TOKEN")]
+    token: Option<String>,
+    /// Extra host names or IPs for the serving certificate.
+    #[arg(long = "tls-san", env = "BOSUN_TLS_SAN", value_delimiter = ',')]
+    tls_san: Vec<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+    let store = store::open_datastore(&args.datastore_endpoint, &args.data_dir.join("db"))
+        .await
+        .with_context(|| match args.datastore_endpoint.as_str() {
+            "" => format!(
+                "cannot open the embedded store under {}",
+                args.data_dir.display()
+            ),
+            e => format!("cannot connect to the datastore {e}"),
+        })?;
+    store::spawn_compactor(store.clone(), store::CompactorConfig::default());
+    let cfg = apiserver::Config {
+        data_dir: args.data_dir.clone(),
+        bind_address: args.bind_address,
+        port: args.https_listen_port,
+        service_cidr: args.service_cidr.clone(),
+        node_port_range: args.service_node_port_range.clone(),
+        token: args.token.clone(),
+        kubeconfig: args.write_kubeconfig.clone(),
+        tls_sans: args.tls_san.clone(),
+    };
+    let running = apiserver::start(cfg, store).await?;
+    println!("bosun server: listening on https://{}", running.addr);
+    println!(
+        "bosun server: kubeconfig written to {}",
+        running.kubeconfig.display()
+    );
+    println!(
+        "bosun server: try KUBECONFIG={} kubectl get ns",
+        running.kubeconfig.display()
+    );
+    tokio::select! {
+        _ = running.serve() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
