@@ -28,9 +28,12 @@ where
     K::DynamicType: Eq + Hash + Clone,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default()))
-        .default_backoff()
-        .applied_objects();
+    let stream = reflector::reflector(
+        writer,
+        watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .applied_objects();
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while stream.next().await.is_some() {}
@@ -45,6 +48,11 @@ impl Context {
         let replicasets = cache::<ReplicaSet>(&client);
         let _ = pods.wait_until_ready().await;
         let _ = replicasets.wait_until_ready().await;
-        Context { client, pods, replicasets, expectations: Expectations::default() }
+        Context {
+            client,
+            pods,
+            replicasets,
+            expectations: Expectations::default(),
+        }
     }
 }

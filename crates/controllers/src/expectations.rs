@@ -25,20 +25,30 @@ impl Expectations {
     /// Records that `owner` created pod `name`.
     pub fn created(&self, owner: &str, name: &str) {
         if let Ok(mut m) = self.inner.lock() {
-            m.entry(owner.into()).or_default().created.insert(name.into(), Instant::now());
+            m.entry(owner.into())
+                .or_default()
+                .created
+                .insert(name.into(), Instant::now());
         }
     }
 
     /// Records that `owner` deleted pod `name`.
     pub fn deleted(&self, owner: &str, name: &str) {
         if let Ok(mut m) = self.inner.lock() {
-            m.entry(owner.into()).or_default().deleted.insert(name.into(), Instant::now());
+            m.entry(owner.into())
+                .or_default()
+                .deleted
+                .insert(name.into(), Instant::now());
         }
     }
 
     /// Given the names the cache shows, returns (created but unseen, deleted but still seen)
     /// and forgets the expectations that were met or expired.
-    pub fn outstanding(&self, owner: &str, seen: &HashSet<String>) -> (Vec<String>, HashSet<String>) {
+    pub fn outstanding(
+        &self,
+        owner: &str,
+        seen: &HashSet<String>,
+    ) -> (Vec<String>, HashSet<String>) {
         let Ok(mut m) = self.inner.lock() else {
             return (Vec::new(), HashSet::new());
         };
@@ -46,9 +56,14 @@ impl Expectations {
             return (Vec::new(), HashSet::new());
         };
         let now = Instant::now();
-        p.created.retain(|n, at| !seen.contains(n) && now.duration_since(*at) < TTL);
-        p.deleted.retain(|n, at| seen.contains(n) && now.duration_since(*at) < TTL);
-        let out = (p.created.keys().cloned().collect(), p.deleted.keys().cloned().collect());
+        p.created
+            .retain(|n, at| !seen.contains(n) && now.duration_since(*at) < TTL);
+        p.deleted
+            .retain(|n, at| seen.contains(n) && now.duration_since(*at) < TTL);
+        let out = (
+            p.created.keys().cloned().collect(),
+            p.deleted.keys().cloned().collect(),
+        );
         if p.created.is_empty() && p.deleted.is_empty() {
             m.remove(owner);
         }

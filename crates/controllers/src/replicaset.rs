@@ -27,10 +27,16 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action>
     let ns = rs.metadata.namespace.clone().unwrap_or_default();
     let name = rs.metadata.name.clone().unwrap_or_default();
     let uid = rs.metadata.uid.clone().unwrap_or_default();
-    let spec = rs.spec.as_ref().ok_or(Error::Missing { what: "spec", name: name.clone() })?;
+    let spec = rs.spec.as_ref().ok_or(Error::Missing {
+        what: "spec",
+        name: name.clone(),
+    })?;
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let mut owned = claim_pods(&ctx, &rs, &pods_api).await?;
-    let seen: HashSet<String> = owned.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    let seen: HashSet<String> = owned
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
     let (unseen, deleting) = ctx.expectations.outstanding(&uid, &seen);
     owned.retain(|p| is_active(p) && !deleting.contains(p.metadata.name.as_deref().unwrap_or("")));
     let want = i64::from(spec.replicas.unwrap_or(1));
@@ -39,12 +45,15 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action>
         create_pods(&ctx, &rs, &pods_api, diff as usize).await?;
     } else if diff < 0 {
         owned.sort_by(|a, b| podutil::deletion_order(a, b));
-        let doomed: Vec<Pod> = owned.drain(..(-diff) as usize).collect();
+        let n = ((-diff) as usize).min(owned.len());
+        let doomed: Vec<Arc<Pod>> = owned.drain(..n).collect();
         delete_pods(&ctx, &uid, &pods_api, doomed).await?;
     }
     update_status(&ctx, &rs, &owned).await?;
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    let waiting = owned.iter().any(|p| podutil::is_ready(p) && !podutil::is_available(p, min_ready));
+    let waiting = owned
+        .iter()
+        .any(|p| podutil::is_ready(p) && !podutil::is_available(p, min_ready));
     Ok(if waiting {
         Action::requeue(Duration::from_secs(1))
     } else {
@@ -56,7 +65,11 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action>
 async fn claim_pods(ctx: &Context, rs: &ReplicaSet, api: &Api<Pod>) -> Result<Vec<Arc<Pod>>> {
     let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
     let uid = rs.metadata.uid.as_deref().unwrap_or_default();
-    let selector = rs.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+    let selector = rs
+        .spec
+        .as_ref()
+        .map(|s| s.selector.clone())
+        .unwrap_or_default();
     let mut out = Vec::new();
     for p in ctx.pods.state() {
         if p.metadata.namespace.as_deref() != Some(ns) {
@@ -67,15 +80,33 @@ async fn claim_pods(ctx: &Context, rs: &ReplicaSet, api: &Api<Pod>) -> Result<Ve
         match controller_of(&p.metadata) {
             Some(r) if r.uid == uid && matches => out.push(p),
             Some(r) if r.uid == uid => {
-                let refs: Vec<_> = p.metadata.owner_references.iter().flatten().filter(|r| r.uid != uid).collect();
+                let refs: Vec<_> = p
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .filter(|r| r.uid != uid)
+                    .collect();
                 let patch = json!({"metadata": {"ownerReferences": refs, "uid": p.metadata.uid}});
-                ignore_gone(api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await)?;
+                ignore_gone(
+                    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                        .await,
+                )?;
             }
             None if matches && is_active(&p) && rs.metadata.deletion_timestamp.is_none() => {
                 let mut refs: Vec<_> = p.metadata.owner_references.clone().unwrap_or_default();
-                refs.push(podutil::controller_ref("apps/v1", "ReplicaSet", &rs.metadata));
+                refs.push(podutil::controller_ref(
+                    "apps/v1",
+                    "ReplicaSet",
+                    &rs.metadata,
+                ));
                 let patch = json!({"metadata": {"ownerReferences": refs, "uid": p.metadata.uid}});
-                if ignore_gone(api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await)?.is_some() {
+                if ignore_gone(
+                    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+                        .await,
+                )?
+                .is_some()
+                {
                     out.push(p);
                 }
             }
@@ -98,40 +129,69 @@ async fn create_pods(ctx: &Context, rs: &ReplicaSet, api: &Api<Pod>, n: usize) -
     let ns = rs.metadata.namespace.as_deref().unwrap_or_default();
     let name = rs.metadata.name.as_deref().unwrap_or_default();
     let uid = rs.metadata.uid.as_deref().unwrap_or_default();
-    let template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+    let template = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .unwrap_or_default();
     let owner = podutil::controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
     let pod = podutil::pod_from_template(&template, name, ns, owner);
+    let pp = PostParams::default();
     let results: Vec<_> = futures::stream::iter(0..n.min(BURST))
-        .map(|_| api.create(&PostParams::default(), &pod))
+        .map(|_| api.create(&pp, &pod))
         .buffer_unordered(16)
         .collect()
         .await;
     for r in results {
         let created = r?;
-        ctx.expectations.created(uid, created.metadata.name.as_deref().unwrap_or_default());
+        ctx.expectations
+            .created(uid, created.metadata.name.as_deref().unwrap_or_default());
     }
     Ok(())
 }
 
-async fn delete_pods(ctx: &Context, owner: &str, api: &Api<Pod>, pods: Vec<Pod>) -> Result<()> {
-    let results: Vec<_> = futures::stream::iter(pods.iter().take(BURST))
-        .map(|p| async move {
-            let name = p.metadata.name.clone().unwrap_or_default();
-            (ignore_gone(api.delete(&name, &DeleteParams::default()).await), name)
+async fn delete_pods(
+    ctx: &Context,
+    owner: &str,
+    api: &Api<Pod>,
+    pods: Vec<Arc<Pod>>,
+) -> Result<()> {
+    let names: Vec<String> = pods
+        .iter()
+        .take(BURST)
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    let results: Vec<_> = futures::stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            async move {
+                let r = api.delete(&name, &DeleteParams::default()).await;
+                (r.map(|_| ()), name)
+            }
         })
         .buffer_unordered(16)
         .collect()
         .await;
     for (r, name) in results {
-        r?;
+        ignore_gone(r)?;
         ctx.expectations.deleted(owner, &name);
     }
     Ok(())
 }
 
 async fn update_status(ctx: &Context, rs: &ReplicaSet, active: &[Arc<Pod>]) -> Result<()> {
-    let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
-    let template_labels = rs.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+    let min_ready = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0);
+    let template_labels = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     let labeled = active.iter().filter(|p| {
         let l = p.metadata.labels.clone().unwrap_or_default();
         template_labels.iter().all(|(k, v)| l.get(k) == Some(v))
@@ -144,14 +204,32 @@ async fn update_status(ctx: &Context, rs: &ReplicaSet, active: &[Arc<Pod>]) -> R
         "observedGeneration": rs.metadata.generation,
     });
     let current = serde_json::to_value(rs.status.clone().unwrap_or_default()).unwrap_or_default();
-    let same = ["replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"]
-        .iter()
-        .all(|k| current.get(*k).cloned().unwrap_or(json!(0)) == status.get(*k).cloned().unwrap_or(json!(0)));
+    let same = [
+        "replicas",
+        "fullyLabeledReplicas",
+        "readyReplicas",
+        "availableReplicas",
+        "observedGeneration",
+    ]
+    .iter()
+    .all(|k| {
+        current.get(*k).cloned().unwrap_or(json!(0)) == status.get(*k).cloned().unwrap_or(json!(0))
+    });
     if same {
         return Ok(());
     }
-    let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), rs.metadata.namespace.as_deref().unwrap_or_default());
+    let api: Api<ReplicaSet> = Api::namespaced(
+        ctx.client.clone(),
+        rs.metadata.namespace.as_deref().unwrap_or_default(),
+    );
     let name = rs.metadata.name.as_deref().unwrap_or_default();
-    ignore_gone(api.patch_status(name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await)?;
+    ignore_gone(
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await,
+    )?;
     Ok(())
 }

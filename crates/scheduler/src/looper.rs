@@ -11,11 +11,13 @@ use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
 use kube::Client;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 
+#[allow(clippy::large_enum_variant)] // short-lived, moved once per event
 enum Input {
     Pod(Result<Event<Pod>, watcher::Error>),
     Node(Result<Event<Node>, watcher::Error>),
@@ -42,8 +44,10 @@ struct State {
 /// Runs the scheduler until its watches end.
 pub async fn run(client: Client, cfg: Config) -> Result<(), Error> {
     let pods = watcher::watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
         .map(Input::Pod);
     let nodes = watcher::watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
         .map(Input::Node);
     let mut inputs = futures::stream::select(pods.boxed(), nodes.boxed());
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -2,6 +2,7 @@
 //! module. `dispatch` is the only place that knows every subcommand.
 
 mod server;
+mod sim_nodes;
 mod version;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ pub enum Command {
     Version(version::Args),
     /// Run the control plane: the Kubernetes API server on HTTPS (k3s-style flags).
     Server(server::Args),
+    /// Register simulated nodes and play their kubelets (for tests and benchmarks).
+    SimNodes(sim_nodes::Args),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -32,6 +35,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version(args) => version::run(args),
         Command::Server(args) => server::run(args),
+        Command::SimNodes(args) => sim_nodes::run(args),
     }
 }
 

@@ -9,7 +9,7 @@ mod nodes;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -70,7 +70,9 @@ async fn serve_pods(
     names: HashSet<String>,
 ) -> Result<(), SimError> {
     let api: Api<Pod> = Api::all(client.clone());
-    let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut kubelet = kubelet::Kubelet::new(client, cfg, names);
     while let Some(ev) = stream.next().await {
         match ev {
