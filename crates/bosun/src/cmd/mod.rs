@@ -4,6 +4,7 @@
 mod image;
 pub mod oci;
 mod server;
+mod sim_nodes;
 mod version;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,8 @@ pub enum Command {
     Oci(Box<oci::Args>),
     /// Run the control plane: the Kubernetes API server on HTTPS (k3s-style flags).
     Server(server::Args),
+    /// Register simulated nodes and play their kubelets (for tests and benchmarks).
+    SimNodes(sim_nodes::Args),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -59,6 +62,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
         Command::Oci(args) => oci::run(*args),
         Command::Server(args) => server::run(args),
+        Command::SimNodes(args) => sim_nodes::run(args),
     }
 }
 

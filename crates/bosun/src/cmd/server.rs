@@ -85,6 +85,10 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         "bosun server: try KUBECONFIG={} kubectl get ns",
         running.kubeconfig.display()
     );
+    // Scheduler and controller manager: ordinary API clients of this server.
+    tokio::spawn(controllers::client::run_control_loops(
+        running.kubeconfig.clone(),
+    ));
     tokio::select! {
         _ = running.serve() => {}
         _ = tokio::signal::ctrl_c() => {}

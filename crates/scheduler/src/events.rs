@@ -1,0 +1,81 @@
+//! Writes core/v1 Events about pods (Scheduled, FailedScheduling) and the
+//! pod's PodScheduled condition, as kube-scheduler does.
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::Client;
+
+/// Component name in events, as upstream.
+pub const COMPONENT: &str = "default-scheduler";
+
+/// Builds an Event about `pod` (shared with the controllers' style).
+pub fn pod_event(pod: &Pod, type_: &str, reason: &str, message: String) -> Event {
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    Event {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}.{nanos:x}")),
+            namespace: pod.metadata.namespace.clone(),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(name),
+            namespace: pod.metadata.namespace.clone(),
+            uid: pod.metadata.uid.clone(),
+            resource_version: pod.metadata.resource_version.clone(),
+            ..Default::default()
+        },
+        reason: Some(reason.into()),
+        message: Some(message),
+        type_: Some(type_.into()),
+        source: Some(EventSource {
+            component: Some(COMPONENT.into()),
+            host: None,
+        }),
+        reporting_component: Some(COMPONENT.into()),
+        reporting_instance: Some(COMPONENT.into()),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        ..Default::default()
+    }
+}
+
+/// Posts an event; failures are logged, never fatal.
+pub async fn emit(client: &Client, ev: Event) {
+    let ns = ev
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let api: Api<Event> = Api::namespaced(client.clone(), &ns);
+    if let Err(e) = api.create(&PostParams::default(), &ev).await {
+        tracing::debug!(error = %e, "cannot record event");
+    }
+}
+
+/// Records why the pod is not scheduled: an event and the PodScheduled condition.
+pub async fn failed(client: &Client, pod: &Pod, message: String) {
+    emit(
+        client,
+        pod_event(pod, "Warning", "FailedScheduling", message.clone()),
+    )
+    .await;
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let patch = serde_json::json!({"status": {"conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "message": message, "lastTransitionTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }]}});
+    if let Err(e) = api
+        .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+    {
+        tracing::debug!(pod = name, error = %e, "cannot set PodScheduled condition");
+    }
+}
