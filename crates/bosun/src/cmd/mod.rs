@@ -1,6 +1,7 @@
 //! The command tree: one variant per subcommand, each implemented in its own
 //! module. `dispatch` is the only place that knows every subcommand.
 
+pub mod oci;
 mod version;
 
 use clap::{Parser, Subcommand};
@@ -22,12 +23,15 @@ pub struct Cli {
 pub enum Command {
     /// Print the bosun version, git commit and the Kubernetes API version served.
     Version(version::Args),
+    /// The OCI runtime with runc's command line (also: invoke as `bosun-runc`).
+    Oci(Box<oci::Args>),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version(args) => version::run(args),
+        Command::Oci(args) => oci::run(*args),
     }
 }
 
