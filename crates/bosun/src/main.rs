@@ -8,6 +8,11 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The re-executed container init: never returns.
+    runtime::maybe_init();
+    if invoked_as("bosun-runc") {
+        return runc_main();
+    }
     let cli = cmd::Cli::parse();
     cmd::init_logging(cli.verbose);
     match cmd::dispatch(cli) {
@@ -15,6 +20,28 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line on stderr, like every tool people already know.
             eprintln!("bosun: {}", cmd::one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// True when argv[0]'s file name is `name` (a symlink to this binary).
+fn invoked_as(name: &str) -> bool {
+    std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|f| f == name))
+        .unwrap_or(false)
+}
+
+/// `bosun-runc ARGS` behaves exactly like `bosun oci ARGS`.
+fn runc_main() -> ExitCode {
+    let args = cmd::oci::Args::parse();
+    cmd::init_logging(0);
+    match cmd::oci::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("bosun-runc: {}", cmd::one_line(&err));
             ExitCode::FAILURE
         }
     }

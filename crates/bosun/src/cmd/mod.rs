@@ -1,9 +1,12 @@
 //! The command tree: one variant per subcommand, each implemented in its own
 //! module. `dispatch` is the only place that knows every subcommand.
 
+pub mod oci;
+mod image;
 mod version;
 
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// bosun: containers on one machine and a Kubernetes-compatible cluster, in one binary.
@@ -14,6 +17,15 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// State root shared by the image store and the engine.
+    #[arg(
+        long,
+        global = true,
+        env = "BOSUN_ROOT",
+        default_value = "/var/lib/bosun"
+    )]
+    pub root: PathBuf,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -22,12 +34,28 @@ pub struct Cli {
 pub enum Command {
     /// Print the bosun version, git commit and the Kubernetes API version served.
     Version(version::Args),
+    /// The OCI runtime with runc's command line (also: invoke as `bosun-runc`).
+    Oci(Box<oci::Args>),
+    /// Manage images: ls, pull, push, import, save, rm, prune, inspect, tag.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// List images (same as `image ls`).
+    Images(image::ListArgs),
+    /// Pull an image from a registry (same as `image pull`).
+    Pull(image::PullArgs),
+    /// Push an image to a registry (same as `image push`).
+    Push(image::PushArgs),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Version(args) => version::run(args),
+        Command::Oci(args) => oci::run(*args),
+        Command::Image(cmd) => image::run(&cli.root, cmd),
+        Command::Images(args) => image::run(&cli.root, image::ImageCommand::Ls(args)),
+        Command::Pull(args) => image::run(&cli.root, image::ImageCommand::Pull(args)),
+        Command::Push(args) => image::run(&cli.root, image::ImageCommand::Push(args)),
     }
 }
 

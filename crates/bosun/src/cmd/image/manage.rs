@@ -1,0 +1,137 @@
+//! `image import`, `save`, `rm`, `prune` and `tag`.
+
+use super::human_size;
+use image::{GcReport, ImageStore, Reference};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  bosun image import ./busybox-oci                 # OCI layout directory (names from index.json)
+  bosun image import busybox.tar busybox:1.36      # OCI layout or docker save archive
+  bosun image import --rootfs ./rootfs -c 'CMD [\"sh\"]' mybox:latest")]
+pub struct ImportArgs {
+    /// SOURCE is a plain root filesystem (directory or tarball), imported as one layer.
+    #[arg(long)]
+    rootfs: bool,
+    /// Dockerfile instruction to apply with --rootfs (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE).
+    #[arg(short, long = "change", requires = "rootfs")]
+    changes: Vec<String>,
+    /// OCI layout directory or tar, docker save archive, or (with --rootfs) a rootfs dir or tarball.
+    source: PathBuf,
+    /// Name the image NAME[:TAG] (required with --rootfs).
+    name: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  bosun image save busybox ./busybox-oci\n  bosun image save busybox busybox.tar"
+)]
+pub struct SaveArgs {
+    /// Image name or id.
+    image: String,
+    /// Destination: a directory, or a file ending in .tar.
+    dest: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  bosun image rm busybox:latest")]
+pub struct RmArgs {
+    /// Remove even if a container uses the image.
+    #[arg(short, long)]
+    force: bool,
+    /// Only untag; keep the layers for `image prune`.
+    #[arg(long)]
+    no_prune: bool,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  bosun image prune\n  bosun image prune -a")]
+pub struct PruneArgs {
+    /// Also remove every image no container uses.
+    #[arg(short, long)]
+    all: bool,
+    /// Accepted for Docker compatibility; bosun never prompts.
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  bosun image tag busybox localhost:5000/busybox:1")]
+pub struct TagArgs {
+    source: String,
+    target: String,
+}
+
+pub fn import(store: &ImageStore, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let name = args.name.as_deref().map(Reference::parse).transpose()?;
+    if args.rootfs {
+        let name = name.ok_or_else(|| anyhow::anyhow!("--rootfs needs a NAME[:TAG]"))?;
+        let out = store.import_rootfs(&args.source, &name, &args.changes)?;
+        println!("{}", out.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for img in store.import(&args.source, name.as_ref())? {
+        println!("Loaded image: {}", img.name.familiar());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn save(store: &ImageStore, args: SaveArgs) -> anyhow::Result<ExitCode> {
+    store.save(&args.image, &args.dest)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn rm(store: &ImageStore, args: RmArgs) -> anyhow::Result<ExitCode> {
+    let mut code = ExitCode::SUCCESS;
+    for name in &args.images {
+        match store.remove(name, args.force, !args.no_prune) {
+            Ok(report) => print_removed(&report),
+            Err(e) => {
+                eprintln!("bosun: {e}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn print_removed(report: &GcReport) {
+    for name in &report.untagged {
+        let shown = Reference::parse(name)
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| name.clone());
+        println!("Untagged: {shown}");
+    }
+    for d in report.layers.iter().chain(&report.blobs) {
+        println!("Deleted: {d}");
+    }
+}
+
+pub fn prune(store: &ImageStore, args: PruneArgs) -> anyhow::Result<ExitCode> {
+    let _ = args.force;
+    let report = store.prune(args.all)?;
+    if !report.untagged.is_empty() {
+        println!("Deleted Images:");
+        print_removed(&GcReport {
+            blobs: vec![],
+            layers: vec![],
+            ..report.clone()
+        });
+        println!();
+    }
+    println!(
+        "Deleted {} layers and {} blobs\nTotal reclaimed space: {}",
+        report.layers.len(),
+        report.blobs.len(),
+        human_size(report.reclaimed)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn tag(store: &ImageStore, args: TagArgs) -> anyhow::Result<ExitCode> {
+    store.tag(&args.source, &Reference::parse(&args.target)?)?;
+    Ok(ExitCode::SUCCESS)
+}
