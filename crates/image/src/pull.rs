@@ -98,9 +98,13 @@ impl ImageStore {
         let mut stats = Stats::default();
         let config = fetch_config(&client, &staging, &manifest.config, &mut stats).await?;
         if manifest.layers.len() != config.rootfs.diff_ids.len() {
-            return Err(Error::Unsupported {
-                what: "image",
-                value: "layer count differs from the config's diff ids".into(),
+            return Err(Error::BadImage {
+                reference: reference.familiar(),
+                reason: format!(
+                    "the manifest has {} layers but the config lists {} diff ids",
+                    manifest.layers.len(),
+                    config.rootfs.diff_ids.len()
+                ),
             });
         }
         let layer_stats = fetch_layers(&client, &staging, &manifest, &config, progress).await?;

@@ -82,12 +82,18 @@ impl ImageStore {
     /// mounts the rootfs itself, e.g. inside a new mount namespace).
     pub fn mount_options(&self, id: &str) -> Result<String> {
         let meta = self.snapshot(id)?;
-        let lower: Vec<String> = meta
+        let mut lower: Vec<String> = meta
             .layers
             .iter()
             .rev()
             .map(|d| self.layout().link(d).display().to_string())
             .collect();
+        if lower.is_empty() {
+            // An image with no layers (FROM scratch): overlay needs one lower dir.
+            let empty = self.layout().snapshot(id).join("empty");
+            fs::create_dir_all(&empty).map_err(io("create directory", &empty))?;
+            lower.push(empty.display().to_string());
+        }
         let dir = self.layout().snapshot(id);
         Ok(format!(
             "lowerdir={},upperdir={},workdir={}",

@@ -81,11 +81,18 @@ impl ImageStore {
         Refs::update(&self.layout, |refs| {
             let record = ImageRecord {
                 added: now(),
+                repo_digest: None,
                 ..image.record
             };
             refs.images.insert(target.to_string(), record);
             Ok(())
         })
+    }
+
+    /// Bytes the store uses on disk: blobs plus unpacked layers (for the CRI's
+    /// image file-system usage and `system df`-like reports).
+    pub fn disk_usage(&self) -> u64 {
+        crate::layers::du(&self.layout.blobs()) + crate::layers::du(&self.layout.layers())
     }
 
     /// Reads a committed blob.

@@ -45,6 +45,8 @@ pub enum Command {
     Pull(image::PullArgs),
     /// Push an image to a registry (same as `image push`).
     Push(image::PushArgs),
+    /// Remove images (same as `image rm`).
+    Rmi(image::RmArgs),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -56,6 +58,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => image::run(&cli.root, image::ImageCommand::Ls(args)),
         Command::Pull(args) => image::run(&cli.root, image::ImageCommand::Pull(args)),
         Command::Push(args) => image::run(&cli.root, image::ImageCommand::Push(args)),
+        Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
     }
 }
 

@@ -35,6 +35,14 @@ pub struct SaveArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  bosun image load -i busybox.tar")]
+pub struct LoadArgs {
+    /// The archive to read (OCI layout tar or docker save archive).
+    #[arg(short, long)]
+    input: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  bosun image rm busybox:latest")]
 pub struct RmArgs {
     /// Remove even if a container uses the image.
@@ -74,6 +82,13 @@ pub fn import(store: &ImageStore, args: ImportArgs) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::SUCCESS);
     }
     for img in store.import(&args.source, name.as_ref())? {
+        println!("Loaded image: {}", img.name.familiar());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn load(store: &ImageStore, args: LoadArgs) -> anyhow::Result<ExitCode> {
+    for img in store.import(&args.input, None)? {
         println!("Loaded image: {}", img.name.familiar());
     }
     Ok(ExitCode::SUCCESS)

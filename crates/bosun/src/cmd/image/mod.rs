@@ -11,6 +11,7 @@ use image::ImageStore;
 use std::path::Path;
 use std::process::ExitCode;
 
+pub use manage::RmArgs;
 pub use pull::PullArgs;
 pub use push::PushArgs;
 pub use show::ListArgs;
@@ -29,6 +30,8 @@ pub enum ImageCommand {
     Push(PushArgs),
     /// Import an OCI layout (dir or tar), a `docker save` archive, or with --rootfs a root filesystem.
     Import(manage::ImportArgs),
+    /// Load images from an archive (like `docker load -i`): an OCI layout tar or a docker save archive.
+    Load(manage::LoadArgs),
     /// Save an image as an OCI image layout (a directory, or a .tar file).
     Save(manage::SaveArgs),
     /// Remove one or more images.
@@ -51,6 +54,7 @@ pub fn run(root: &Path, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         ImageCommand::Push(a) => push::run(&store, a),
         ImageCommand::Import(a) => manage::import(&store, a),
         ImageCommand::Save(a) => manage::save(&store, a),
+        ImageCommand::Load(a) => manage::load(&store, a),
         ImageCommand::Rm(a) => manage::rm(&store, a),
         ImageCommand::Prune(a) => manage::prune(&store, a),
         ImageCommand::Inspect(a) => show::inspect(&store, a),
