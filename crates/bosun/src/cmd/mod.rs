@@ -1,8 +1,9 @@
 //! The command tree: one variant per subcommand, each implemented in its own
 //! module. `dispatch` is the only place that knows every subcommand.
 
-pub mod oci;
+mod cri;
 mod image;
+pub mod oci;
 mod version;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,8 @@ pub enum Command {
     Push(image::PushArgs),
     /// Remove images (same as `image rm`).
     Rmi(image::RmArgs),
+    /// Serve the Kubernetes CRI (runtime.v1) on a unix socket.
+    Cri(cri::Args),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -57,6 +60,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(&cli.root, cmd),
         Command::Images(args) => image::run(&cli.root, image::ImageCommand::Ls(args)),
         Command::Pull(args) => image::run(&cli.root, image::ImageCommand::Pull(args)),
+        Command::Cri(args) => cri::run(&cli.root, args),
         Command::Push(args) => image::run(&cli.root, image::ImageCommand::Push(args)),
         Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
     }

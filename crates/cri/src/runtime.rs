@@ -1,0 +1,235 @@
+//! The CRI RuntimeService: the gRPC surface. Each call delegates to the
+//! module that owns its objects ([`crate::pods`] for sandboxes); calls not
+//! implemented yet answer `UNIMPLEMENTED` so a client sees what is missing.
+
+use crate::server::Server;
+use k8s_cri::v1;
+use k8s_cri::v1::runtime_service_server::RuntimeService;
+use std::pin::Pin;
+use tonic::{Request, Response, Status};
+
+type Rpc<T> = Result<Response<T>, Status>;
+type EventStream =
+    Pin<Box<dyn futures::Stream<Item = Result<v1::ContainerEventResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RuntimeService for Server {
+    async fn version(&self, _r: Request<v1::VersionRequest>) -> Rpc<v1::VersionResponse> {
+        Ok(Response::new(v1::VersionResponse {
+            version: "0.1.0".into(),
+            runtime_name: crate::RUNTIME_NAME.into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+            runtime_api_version: "v1".into(),
+        }))
+    }
+
+    async fn status(&self, _r: Request<v1::StatusRequest>) -> Rpc<v1::StatusResponse> {
+        Ok(Response::new(self.runtime_status().await))
+    }
+
+    async fn update_runtime_config(
+        &self,
+        r: Request<v1::UpdateRuntimeConfigRequest>,
+    ) -> Rpc<v1::UpdateRuntimeConfigResponse> {
+        let cidr = r
+            .into_inner()
+            .runtime_config
+            .and_then(|c| c.network_config)
+            .map(|n| n.pod_cidr)
+            .unwrap_or_default();
+        self.set_pod_cidr(&cidr).await?;
+        Ok(Response::new(v1::UpdateRuntimeConfigResponse {}))
+    }
+
+    async fn runtime_config(
+        &self,
+        _r: Request<v1::RuntimeConfigRequest>,
+    ) -> Rpc<v1::RuntimeConfigResponse> {
+        Ok(Response::new(v1::RuntimeConfigResponse {
+            linux: Some(v1::LinuxRuntimeConfiguration {
+                cgroup_driver: v1::CgroupDriver::Cgroupfs as i32,
+            }),
+        }))
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        r: Request<v1::RunPodSandboxRequest>,
+    ) -> Rpc<v1::RunPodSandboxResponse> {
+        let pod_sandbox_id = self.run_sandbox(r.into_inner()).await?;
+        Ok(Response::new(v1::RunPodSandboxResponse { pod_sandbox_id }))
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        r: Request<v1::StopPodSandboxRequest>,
+    ) -> Rpc<v1::StopPodSandboxResponse> {
+        self.stop_sandbox(&r.into_inner().pod_sandbox_id).await?;
+        Ok(Response::new(v1::StopPodSandboxResponse {}))
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        r: Request<v1::RemovePodSandboxRequest>,
+    ) -> Rpc<v1::RemovePodSandboxResponse> {
+        self.remove_sandbox(&r.into_inner().pod_sandbox_id).await?;
+        Ok(Response::new(v1::RemovePodSandboxResponse {}))
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        r: Request<v1::PodSandboxStatusRequest>,
+    ) -> Rpc<v1::PodSandboxStatusResponse> {
+        let req = r.into_inner();
+        let status = self.sandbox_status(&req.pod_sandbox_id).await?;
+        let info = if req.verbose {
+            self.sandbox_info(&status.id).await
+        } else {
+            Default::default()
+        };
+        Ok(Response::new(v1::PodSandboxStatusResponse {
+            status: Some(status),
+            info,
+            timestamp: crate::now_nanos(),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        r: Request<v1::ListPodSandboxRequest>,
+    ) -> Rpc<v1::ListPodSandboxResponse> {
+        let items = self.list_sandboxes(r.into_inner().filter).await;
+        Ok(Response::new(v1::ListPodSandboxResponse { items }))
+    }
+
+    type GetContainerEventsStream = EventStream;
+
+    async fn get_container_events(&self, _r: Request<v1::GetEventsRequest>) -> Rpc<EventStream> {
+        Err(Status::unimplemented("GetContainerEvents"))
+    }
+
+    async fn create_container(
+        &self,
+        _r: Request<v1::CreateContainerRequest>,
+    ) -> Rpc<v1::CreateContainerResponse> {
+        Err(Status::unimplemented("CreateContainer"))
+    }
+
+    async fn start_container(
+        &self,
+        _r: Request<v1::StartContainerRequest>,
+    ) -> Rpc<v1::StartContainerResponse> {
+        Err(Status::unimplemented("StartContainer"))
+    }
+
+    async fn stop_container(
+        &self,
+        _r: Request<v1::StopContainerRequest>,
+    ) -> Rpc<v1::StopContainerResponse> {
+        Err(Status::unimplemented("StopContainer"))
+    }
+
+    async fn remove_container(
+        &self,
+        _r: Request<v1::RemoveContainerRequest>,
+    ) -> Rpc<v1::RemoveContainerResponse> {
+        Err(Status::unimplemented("RemoveContainer"))
+    }
+
+    async fn list_containers(
+        &self,
+        _r: Request<v1::ListContainersRequest>,
+    ) -> Rpc<v1::ListContainersResponse> {
+        Err(Status::unimplemented("ListContainers"))
+    }
+
+    async fn container_status(
+        &self,
+        _r: Request<v1::ContainerStatusRequest>,
+    ) -> Rpc<v1::ContainerStatusResponse> {
+        Err(Status::unimplemented("ContainerStatus"))
+    }
+
+    async fn update_container_resources(
+        &self,
+        _r: Request<v1::UpdateContainerResourcesRequest>,
+    ) -> Rpc<v1::UpdateContainerResourcesResponse> {
+        Err(Status::unimplemented("UpdateContainerResources"))
+    }
+
+    async fn reopen_container_log(
+        &self,
+        _r: Request<v1::ReopenContainerLogRequest>,
+    ) -> Rpc<v1::ReopenContainerLogResponse> {
+        Err(Status::unimplemented("ReopenContainerLog"))
+    }
+
+    async fn exec_sync(&self, _r: Request<v1::ExecSyncRequest>) -> Rpc<v1::ExecSyncResponse> {
+        Err(Status::unimplemented("ExecSync"))
+    }
+
+    async fn exec(&self, _r: Request<v1::ExecRequest>) -> Rpc<v1::ExecResponse> {
+        Err(Status::unimplemented("Exec"))
+    }
+
+    async fn attach(&self, _r: Request<v1::AttachRequest>) -> Rpc<v1::AttachResponse> {
+        Err(Status::unimplemented("Attach"))
+    }
+
+    async fn port_forward(
+        &self,
+        _r: Request<v1::PortForwardRequest>,
+    ) -> Rpc<v1::PortForwardResponse> {
+        Err(Status::unimplemented("PortForward"))
+    }
+
+    async fn container_stats(
+        &self,
+        _r: Request<v1::ContainerStatsRequest>,
+    ) -> Rpc<v1::ContainerStatsResponse> {
+        Err(Status::unimplemented("ContainerStats"))
+    }
+
+    async fn list_container_stats(
+        &self,
+        _r: Request<v1::ListContainerStatsRequest>,
+    ) -> Rpc<v1::ListContainerStatsResponse> {
+        Err(Status::unimplemented("ListContainerStats"))
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        _r: Request<v1::PodSandboxStatsRequest>,
+    ) -> Rpc<v1::PodSandboxStatsResponse> {
+        Err(Status::unimplemented("PodSandboxStats"))
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        _r: Request<v1::ListPodSandboxStatsRequest>,
+    ) -> Rpc<v1::ListPodSandboxStatsResponse> {
+        Err(Status::unimplemented("ListPodSandboxStats"))
+    }
+
+    async fn checkpoint_container(
+        &self,
+        _r: Request<v1::CheckpointContainerRequest>,
+    ) -> Rpc<v1::CheckpointContainerResponse> {
+        Err(Status::unimplemented("CheckpointContainer"))
+    }
+
+    async fn list_metric_descriptors(
+        &self,
+        _r: Request<v1::ListMetricDescriptorsRequest>,
+    ) -> Rpc<v1::ListMetricDescriptorsResponse> {
+        Err(Status::unimplemented("ListMetricDescriptors"))
+    }
+
+    async fn list_pod_sandbox_metrics(
+        &self,
+        _r: Request<v1::ListPodSandboxMetricsRequest>,
+    ) -> Rpc<v1::ListPodSandboxMetricsResponse> {
+        Err(Status::unimplemented("ListPodSandboxMetrics"))
+    }
+}
