@@ -6,13 +6,17 @@
 //! State lives under the configured root (`sandboxes/<id>.json`, CNI cache
 //! and IPAM leases), so a restarted server re-adopts what is running.
 
+mod container;
+mod containers;
 mod error;
 mod images;
+pub mod monitor;
 mod pods;
 mod proc;
 mod runtime;
 mod sandbox;
 mod server;
+mod spec;
 mod store;
 
 pub use error::{Error, Result};

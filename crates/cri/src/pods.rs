@@ -92,6 +92,7 @@ impl Server {
         let Some(mut rec) = self.sandbox(id).await else {
             return Ok(());
         };
+        self.sandbox_containers(&rec.id, false).await?;
         if rec.attached {
             let netns = rec.ns_path("net").unwrap_or_default();
             let rt = rec.cni_conf(netns);
@@ -130,6 +131,7 @@ impl Server {
             return Ok(());
         };
         self.stop_sandbox(&rec.id).await?;
+        self.sandbox_containers(&rec.id, true).await?;
         SandboxRecord::delete(self.root(), &rec.id)?;
         self.inner.sandboxes.lock().await.remove(&rec.id);
         Ok(())

@@ -88,3 +88,44 @@ pub fn spawn_pause(argv: &[String], hostname: &str, host_network: bool) -> Resul
 fn wait_for_start(pid: i32) -> Result<u64> {
     start_time(pid).ok_or_else(|| crate::Error::Failed(format!("pause process {pid} died")))
 }
+
+/// Starts `prog argv` in its own session with stdio on `log` (stdin null),
+/// for processes that must outlive the server (container monitors).
+pub fn spawn_detached(
+    prog: &std::path::Path,
+    argv: &[String],
+    log: &std::path::Path,
+) -> Result<()> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io("open", log))?;
+    let err = out.try_clone().map_err(io("dup", log))?;
+    let mut cmd = std::process::Command::new(prog);
+    cmd.args(argv)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: setsid is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()?;
+            Ok(())
+        });
+    }
+    let child = tokio::process::Command::from(cmd)
+        .spawn()
+        .map_err(io("spawn", prog))?;
+    tokio::spawn(async move {
+        let mut child = child;
+        let _ = child.wait().await;
+    });
+    Ok(())
+}
+
+/// The PID in a pid file and that process's start time, once both exist.
+pub fn read_pid_file(path: &std::path::Path) -> Option<(i32, u64)> {
+    let pid: i32 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+    Some((pid, start_time(pid)?))
+}

@@ -111,44 +111,57 @@ impl RuntimeService for Server {
 
     async fn create_container(
         &self,
-        _r: Request<v1::CreateContainerRequest>,
+        r: Request<v1::CreateContainerRequest>,
     ) -> Rpc<v1::CreateContainerResponse> {
-        Err(Status::unimplemented("CreateContainer"))
+        let container_id = Server::create_container(self, r.into_inner()).await?;
+        Ok(Response::new(v1::CreateContainerResponse { container_id }))
     }
 
     async fn start_container(
         &self,
-        _r: Request<v1::StartContainerRequest>,
+        r: Request<v1::StartContainerRequest>,
     ) -> Rpc<v1::StartContainerResponse> {
-        Err(Status::unimplemented("StartContainer"))
+        Server::start_container(self, &r.into_inner().container_id).await?;
+        Ok(Response::new(v1::StartContainerResponse {}))
     }
 
     async fn stop_container(
         &self,
-        _r: Request<v1::StopContainerRequest>,
+        r: Request<v1::StopContainerRequest>,
     ) -> Rpc<v1::StopContainerResponse> {
-        Err(Status::unimplemented("StopContainer"))
+        let req = r.into_inner();
+        match Server::stop_container(self, &req.container_id, req.timeout).await {
+            Ok(()) | Err(crate::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Response::new(v1::StopContainerResponse {}))
     }
 
     async fn remove_container(
         &self,
-        _r: Request<v1::RemoveContainerRequest>,
+        r: Request<v1::RemoveContainerRequest>,
     ) -> Rpc<v1::RemoveContainerResponse> {
-        Err(Status::unimplemented("RemoveContainer"))
+        Server::remove_container(self, &r.into_inner().container_id).await?;
+        Ok(Response::new(v1::RemoveContainerResponse {}))
     }
 
     async fn list_containers(
         &self,
-        _r: Request<v1::ListContainersRequest>,
+        r: Request<v1::ListContainersRequest>,
     ) -> Rpc<v1::ListContainersResponse> {
-        Err(Status::unimplemented("ListContainers"))
+        let containers = Server::list_containers(self, r.into_inner().filter).await;
+        Ok(Response::new(v1::ListContainersResponse { containers }))
     }
 
     async fn container_status(
         &self,
-        _r: Request<v1::ContainerStatusRequest>,
+        r: Request<v1::ContainerStatusRequest>,
     ) -> Rpc<v1::ContainerStatusResponse> {
-        Err(Status::unimplemented("ContainerStatus"))
+        let rec = self.container(&r.into_inner().container_id).await?;
+        Ok(Response::new(v1::ContainerStatusResponse {
+            status: Some(rec.status(self.root())),
+            info: Default::default(),
+        }))
     }
 
     async fn update_container_resources(
@@ -165,8 +178,10 @@ impl RuntimeService for Server {
         Err(Status::unimplemented("ReopenContainerLog"))
     }
 
-    async fn exec_sync(&self, _r: Request<v1::ExecSyncRequest>) -> Rpc<v1::ExecSyncResponse> {
-        Err(Status::unimplemented("ExecSync"))
+    async fn exec_sync(&self, r: Request<v1::ExecSyncRequest>) -> Rpc<v1::ExecSyncResponse> {
+        Ok(Response::new(
+            Server::exec_sync(self, r.into_inner()).await?,
+        ))
     }
 
     async fn exec(&self, _r: Request<v1::ExecRequest>) -> Rpc<v1::ExecResponse> {

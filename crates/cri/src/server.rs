@@ -1,6 +1,7 @@
 //! The server's shared state and configuration, and serving both CRI
 //! services on a unix socket.
 
+use crate::container::ContainerRecord;
 use crate::error::{io, Error, Result};
 use crate::images::Images;
 use crate::sandbox::SandboxRecord;
@@ -22,6 +23,8 @@ pub struct Config {
     pub root: PathBuf,
     /// Image store root.
     pub image_root: PathBuf,
+    /// The bosun binary: runs container monitors and the OCI runtime CLI.
+    pub bosun: PathBuf,
     /// The command the sandbox's pause process runs.
     pub pause_command: Vec<String>,
     /// Linux bridge of the pod network.
@@ -37,10 +40,10 @@ pub struct Config {
 impl Config {
     /// Defaults under a state root; the pause process is `bosun cri pause`.
     pub fn new(root: impl Into<PathBuf>, image_root: impl Into<PathBuf>) -> Self {
-        let exe = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "bosun".into());
+        let bosun = std::env::current_exe().unwrap_or_else(|_| "bosun".into());
+        let exe = bosun.display().to_string();
         Self {
+            bosun,
             root: root.into(),
             image_root: image_root.into(),
             pause_command: vec![exe, "cri".into(), "pause".into()],
@@ -64,6 +67,7 @@ pub(crate) struct Inner {
     pub cni: cni::Cni,
     pub pod_cidr: Mutex<String>,
     pub sandboxes: Mutex<HashMap<String, SandboxRecord>>,
+    pub containers: Mutex<HashMap<String, ContainerRecord>>,
 }
 
 impl Server {
@@ -83,6 +87,12 @@ impl Server {
             cni: cni::Cni::new(config.root.join("cni-cache")),
             pod_cidr: Mutex::new(pod_cidr),
             sandboxes: Mutex::new(sandboxes),
+            containers: Mutex::new(
+                ContainerRecord::load_all(&config.root)
+                    .into_iter()
+                    .map(|c| (c.id.clone(), c))
+                    .collect(),
+            ),
             config: config.clone(),
         };
         Ok(Self {

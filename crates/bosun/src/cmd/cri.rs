@@ -34,11 +34,45 @@ pub enum CriCommand {
     /// The sandbox's pause process: sleeps until signalled (internal).
     #[command(hide = true)]
     Pause,
+    /// Runs one container and records its exit (internal; started by the server).
+    #[command(hide = true)]
+    Monitor {
+        #[arg(long)]
+        oci_root: PathBuf,
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        log_path: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(CriCommand::Pause) = args.command {
-        return pause();
+    match args.command {
+        Some(CriCommand::Pause) => return pause(),
+        Some(CriCommand::Monitor {
+            oci_root,
+            bundle,
+            id,
+            log_path,
+            dir,
+        }) => {
+            let bosun = std::env::current_exe().context("find the bosun binary")?;
+            let a = cri::monitor::MonitorArgs {
+                bosun,
+                oci_root,
+                bundle,
+                id,
+                log_path,
+                dir,
+            };
+            cri::monitor::run(&a).context("container monitor")?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
     }
     let mut config = cri::Config::new(args.state_dir.unwrap_or_else(|| root.join("cri")), root);
     config.pod_cidr = args.pod_cidr;

@@ -1,0 +1,192 @@
+//! The per-container monitor (`bosun cri monitor …`, a re-exec of bosun in
+//! its own session): creates and starts the container through the OCI
+//! runtime CLI, owns its stdout/stderr and writes them to the kubelet's log
+//! path in the CRI log format (`<RFC3339Nano> <stream> <F|P> <line>`), and,
+//! as the init's subreaper, records its exit status in `exit.json`. The
+//! container thus outlives the CRI server. Plain threads, no async runtime.
+
+use crate::error::{io, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// What the monitor needs to run one container.
+#[derive(Debug, Clone)]
+pub struct MonitorArgs {
+    pub bosun: PathBuf,
+    pub oci_root: PathBuf,
+    pub bundle: PathBuf,
+    pub id: String,
+    pub log_path: PathBuf,
+    /// Directory for `pid`, `exit.json` and the runtime's error log.
+    pub dir: PathBuf,
+}
+
+/// How the container ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExitRecord {
+    pub exit_code: i32,
+    pub finished_at: i64,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Longest line written as one entry; longer ones are split into `P` parts.
+const MAX_LINE: usize = 16 * 1024;
+
+/// Runs the container to its end; returns once its exit is recorded.
+pub fn run(a: &MonitorArgs) -> Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| Error::Failed(format!("set child subreaper: {e}")))?;
+    let log = open_log(&a.log_path)?;
+    let pid_file = a.dir.join("pid");
+    let mut create = Command::new(&a.bosun);
+    create
+        .arg("oci")
+        .arg("--root")
+        .arg(&a.oci_root)
+        .arg("--log")
+        .arg(a.dir.join("runtime.log"))
+        .arg("create")
+        .arg("--bundle")
+        .arg(&a.bundle)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg(&a.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = create.spawn().map_err(io("spawn", &a.bosun))?;
+    let pumps: Vec<_> = [
+        child.stdout.take().map(|s| pump(s, "stdout", log.clone())),
+        child.stderr.take().map(|s| pump(s, "stderr", log.clone())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let status = child.wait().map_err(io("wait for", &a.bosun))?;
+    if !status.success() {
+        let msg = std::fs::read_to_string(a.dir.join("runtime.log")).unwrap_or_default();
+        return write_exit(&a.dir, 128, "StartError", msg.trim());
+    }
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .map_err(io("read", &pid_file))?
+        .trim()
+        .parse()
+        .map_err(|_| Error::Failed(format!("bad pid in {}", pid_file.display())))?;
+    let start = Command::new(&a.bosun)
+        .arg("oci")
+        .arg("--root")
+        .arg(&a.oci_root)
+        .args(["start", &a.id])
+        .status()
+        .map_err(io("spawn", &a.bosun))?;
+    if !start.success() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let code = wait_for(pid);
+    for p in pumps {
+        let _ = p.join();
+    }
+    let reason = match code {
+        0 => "Completed",
+        137 if oom_killed(&a.dir) => "OOMKilled",
+        _ => "Error",
+    };
+    write_exit(&a.dir, code, reason, "")
+}
+
+/// Reaps children until `pid` is reaped; its exit code (128+signal if killed).
+fn wait_for(pid: i32) -> i32 {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(p, c)) if p.as_raw() == pid => return c,
+            Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == pid => return 128 + s as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return 255,
+        }
+    }
+}
+
+/// The kubelet-facing OOM flag: written by whoever saw the memory cgroup's
+/// OOM kill (not detected yet; the file lets a later change set it).
+fn oom_killed(dir: &Path) -> bool {
+    dir.join("oom").exists()
+}
+
+fn write_exit(dir: &Path, code: i32, reason: &str, message: &str) -> Result<()> {
+    let rec = ExitRecord {
+        exit_code: code,
+        finished_at: crate::now_nanos(),
+        reason: reason.into(),
+        message: message.into(),
+    };
+    let path = dir.join("exit.json");
+    let tmp = dir.join("exit.json.tmp");
+    let data = serde_json::to_vec(&rec).map_err(|source| Error::Json {
+        path: path.clone(),
+        source,
+    })?;
+    std::fs::write(&tmp, data).map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io("rename", &path))
+}
+
+/// Reads the container's exit record, if it has exited.
+pub fn read_exit(dir: &Path) -> Option<ExitRecord> {
+    let data = std::fs::read(dir.join("exit.json")).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
+type Log = Arc<Mutex<std::fs::File>>;
+
+fn open_log(path: &Path) -> Result<Log> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io("open log", path))?;
+    Ok(Arc::new(Mutex::new(f)))
+}
+
+/// Copies one stream into the log, one CRI entry per line.
+fn pump(
+    src: impl Read + Send + 'static,
+    stream: &'static str,
+    log: Log,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(src);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let n = match reader
+                .by_ref()
+                .take(MAX_LINE as u64)
+                .read_until(b'\n', &mut buf)
+            {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let full = buf[n - 1] == b'\n';
+            let line = if full { &buf[..n - 1] } else { &buf[..n] };
+            let tag = if full { "F" } else { "P" };
+            let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            let mut entry = format!("{ts} {stream} {tag} ").into_bytes();
+            entry.extend_from_slice(line);
+            entry.push(b'\n');
+            if let Ok(mut f) = log.lock() {
+                let _ = f.write_all(&entry);
+            }
+        }
+    })
+}
