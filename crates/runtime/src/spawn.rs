@@ -178,10 +178,7 @@ fn stage1_inner(plan: &Plan, ch: &mut Channel) -> Result<Error> {
             .map_err(sys_err("make / rslave"))?;
     }
     let sync_fd = place_fds(plan, ch.raw())?;
-    Ok(crate::exe::reexec(
-        sync_fd,
-        plan.own_mountns || plan.unshare_mountns,
-    ))
+    Ok(crate::exe::reexec(sync_fd))
 }
 
 /// Moves the sync socket and the extra fds to 3+preserve_fds and up (no
@@ -211,7 +208,10 @@ fn place_fds(plan: &Plan, sync: RawFd) -> Result<RawFd> {
 
 /// Reports `e` to the parent and exits the forked child.
 pub fn fail(ch: &mut Channel, e: &Error) -> ! {
-    let _ = ch.send(Tag::Fail, e.to_string().as_bytes());
+    if ch.send(Tag::Fail, e.to_string().as_bytes()).is_err() {
+        // Nobody listens any more (after start): stderr is all that is left.
+        eprintln!("bosun-init: {e}");
+    }
     // SAFETY: _exit ends the forked child without running the parent's destructors.
     unsafe { libc::_exit(1) }
 }
