@@ -38,6 +38,19 @@ fn pull_into_an_empty_store_then_a_second_pull_downloads_nothing() {
         "the second pull downloaded blobs"
     );
     assert!(ok(&store, &["images"]).contains(&format!("{name}   latest")));
+    // By digest, an image the store has needs no registry at all.
+    let digest = second
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap();
+    let manifests = reg.gets("busybox", "manifests");
+    let pinned = ok(&store, &["pull", &format!("{name}@{digest}")]);
+    assert!(pinned.contains("Image is up to date"), "{pinned}");
+    assert_eq!(
+        reg.gets("busybox", "manifests"),
+        manifests,
+        "the registry was asked"
+    );
 
     // The pulled image runs: its snapshot is a working busybox root.
     let images = image::ImageStore::open(&store).unwrap();
@@ -108,6 +121,18 @@ fn images_sharing_a_base_layer_store_it_once_and_prune_removes_only_unused_layer
     assert_eq!(out.matches("Already exists").count(), 2, "{out}");
     let layers = || fs::read_dir(store.join("image/layers")).unwrap().count();
     assert_eq!(layers(), 4, "two shared base layers + two tops");
+    let names = ok(&store, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(names, [a.as_str(), b.as_str()]);
+    let id = ok(
+        &store,
+        &["image", "inspect", "-f", "{{.Id}} {{.Config.Cmd}}", &a],
+    );
+    assert!(
+        id.starts_with("sha256:") && id.trim().ends_with(" [sh]"),
+        "{id}"
+    );
 
     ok(&store, &["image", "rm", "--no-prune", &a]);
     assert_eq!(layers(), 4);

@@ -60,6 +60,27 @@ fn push_then_pull_round_trips_and_skopeo_reads_what_we_pushed() {
     let out = ok(&third, &["image", "load", "-i", &archive]);
     assert_eq!(out.trim(), "Loaded image: local/three:a");
     assert_eq!(id(&third, "local/three:a"), id(&store, "local/three:a"));
+
+    // save to stdout piped into load from stdin, as `docker save | docker load`.
+    let fourth = tmp.path().join("fourth");
+    let bosun = env!("CARGO_BIN_EXE_bosun");
+    let pipeline = format!(
+        "{bosun} --root {} image save local/three:a - | {bosun} --root {} image load",
+        store.display(),
+        fourth.display()
+    );
+    let out = Command::new("sh").args(["-c", &pipeline]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Loaded image: local/three:a"
+    );
+    assert_eq!(id(&fourth, "local/three:a"), id(&store, "local/three:a"));
+    assert_eq!(fs::read_dir(fourth.join("image/tmp")).unwrap().count(), 0);
 }
 
 #[test]
@@ -205,4 +226,75 @@ fn bearer_token_challenges_are_answered_from_the_realm() {
         "{err}"
     );
     ok(&third, &["pull", "--user", "alice:s3cret", &name]);
+}
+
+/// The host's first global IPv4 address (a registry there is not loopback,
+/// so bosun speaks HTTPS to it).
+fn host_ip() -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let cidr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)?;
+    Some(cidr.split('/').next()?.to_string())
+}
+
+/// A CA and a server certificate for `ip`, made with openssl in `dir`.
+fn make_certs(dir: &Path, ip: &str) -> bool {
+    let script = format!(
+        "set -e; cd {dir}
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=bosun-test-ca
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr -subj /CN=bosun-test-registry
+printf 'subjectAltName=IP:{ip}\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext
+openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 1 -extfile ext",
+        dir = dir.display()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn tls_registries_are_trusted_through_certs_d() {
+    require_root!();
+    if !testkit::on_path("docker-registry") || !testkit::on_path("openssl") {
+        eprintln!("skipped: docker-registry and openssl are needed");
+        return;
+    }
+    let Some(ip) = host_ip() else {
+        eprintln!("skipped: no global IPv4 address to serve TLS on");
+        return;
+    };
+    let tmp = scratch_dir();
+    assert!(make_certs(tmp.path(), &ip), "openssl failed");
+    let mut cleanup = Cleanup::new();
+    let tls = format!(
+        "  tls:\n    certificate: {}\n    key: {}\n",
+        tmp.path().join("srv.crt").display(),
+        tmp.path().join("srv.key").display()
+    );
+    let reg = Registry::start_on(tmp.path(), &mut cleanup, &ip, &tls);
+    let store = tmp.path().join("store");
+    let layout = three_layer_layout(tmp.path()).display().to_string();
+    ok(&store, &["image", "import", &layout, "local/three:a"]);
+    let dest = format!("{}/tls/three:a", reg.addr);
+
+    let err = fails(&store, &["image", "push", "local/three:a", &dest]);
+    assert!(
+        err.contains("https://") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    for root in [&store, &tmp.path().join("other")] {
+        let certs = root.join("certs.d").join(&reg.addr);
+        fs::create_dir_all(&certs).unwrap();
+        fs::copy(tmp.path().join("ca.crt"), certs.join("ca.crt")).unwrap();
+    }
+    ok(&store, &["image", "push", "local/three:a", &dest]);
+    let out = ok(&tmp.path().join("other"), &["pull", &dest]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
 }

@@ -70,6 +70,9 @@ impl ImageStore {
         opts: &RegistryOptions,
         progress: &dyn Progress,
     ) -> Result<PullReport> {
+        if let Some(report) = self.pinned_and_present(reference) {
+            return Ok(report);
+        }
         let client = Client::new(reference, opts)?;
         let top = client.manifest(&reference.api_reference()).await?;
         let repo_digest = Digest::of(&top.data);
@@ -122,6 +125,27 @@ impl ImageStore {
             repo_digest,
             downloaded_blobs: stats.blobs,
             downloaded_bytes: stats.bytes,
+        })
+    }
+}
+
+impl ImageStore {
+    /// A pull by digest of an image the store has needs no registry at all.
+    fn pinned_and_present(&self, reference: &Reference) -> Option<PullReport> {
+        let pinned = reference.digest.as_ref()?;
+        let image = self.get(&reference.to_string()).ok()?;
+        let matches =
+            &image.record.manifest == pinned || image.record.repo_digest.as_ref() == Some(pinned);
+        let complete = image
+            .diff_ids()
+            .iter()
+            .all(|d| layers::is_unpacked(self.layout(), d));
+        (matches && complete).then(|| PullReport {
+            reference: reference.clone(),
+            id: image.record.config.clone(),
+            repo_digest: pinned.clone(),
+            downloaded_blobs: 0,
+            downloaded_bytes: 0,
         })
     }
 }

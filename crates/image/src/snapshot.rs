@@ -32,12 +32,20 @@ impl ImageStore {
     /// Creates container `id`'s snapshot of `image` and mounts it; returns the
     /// rootfs mount point.
     pub fn prepare(&self, id: &str, image: &str) -> Result<PathBuf> {
+        self.create_snapshot(id, image)?;
+        self.mount(id).inspect_err(|_| {
+            let _ = fs::remove_dir_all(self.layout().snapshot(id));
+        })
+    }
+
+    /// Creates container `id`'s snapshot of `image` without mounting it, for a
+    /// runtime that mounts [`ImageStore::mount_options`] in its own namespace.
+    pub fn create_snapshot(&self, id: &str, image: &str) -> Result<SnapshotMeta> {
         check_id(id)?;
         let img = self.get(image)?;
         let _gc = self.layout().lock_shared()?;
         let _meta = self.layout().lock_meta()?;
-        let dir = self.layout().snapshot(id);
-        if dir.exists() {
+        if self.layout().snapshot(id).exists() {
             return Err(Error::Snapshot {
                 id: id.into(),
                 reason: "already exists",
@@ -60,9 +68,7 @@ impl ImageStore {
             created: now(),
         };
         self.create_snapshot_dir(id, &meta)?;
-        self.mount(id).inspect_err(|_| {
-            let _ = fs::remove_dir_all(&dir);
-        })
+        Ok(meta)
     }
 
     fn create_snapshot_dir(&self, id: &str, meta: &SnapshotMeta) -> Result<()> {

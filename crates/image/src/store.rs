@@ -55,13 +55,27 @@ impl ImageStore {
         &self.layout
     }
 
-    /// Every named image, sorted by name.
+    /// The state root the store lives under.
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// Every named image, sorted by name. Names whose content a concurrent
+    /// `rm`/`prune` just deleted are skipped (the listing reads without a lock).
     pub fn list(&self) -> Result<Vec<Image>> {
         let refs = Refs::load(&self.layout)?;
-        refs.images
+        let images = refs
+            .images
             .into_iter()
-            .map(|(name, record)| self.load(name, record))
-            .collect()
+            .filter_map(|(name, record)| match self.load(name.clone(), record) {
+                Ok(image) => Some(image),
+                Err(e) => {
+                    tracing::warn!("skipping image {name}: {e}");
+                    None
+                }
+            })
+            .collect();
+        Ok(images)
     }
 
     /// Finds an image by name (`busybox`, `busybox:1`, `host:5000/a@sha256:…`)

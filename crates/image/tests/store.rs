@@ -94,6 +94,33 @@ fn whiteouts_and_opaque_dirs_give_the_right_merged_view() {
     let defaults = img.runtime_defaults();
     assert_eq!(defaults.cmd, ["sh"]);
     store.remove_snapshot("bosun-test-wh").unwrap();
+
+    // Unmounted snapshots give a runtime the options to mount it itself.
+    let meta = store
+        .create_snapshot("bosun-test-wh2", "test/wh:1")
+        .unwrap();
+    assert_eq!(meta.layers, img.diff_ids());
+    let opts = store.mount_options("bosun-test-wh2").unwrap();
+    let target = store.rootfs("bosun-test-wh2");
+    assert!(!image::is_mounted(&target));
+    unmount_later(&mut cleanup, target.clone());
+    let status = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount -o {opts}");
+    assert_eq!(fs::read(target.join("data/z")).unwrap(), b"z");
+    assert!(
+        !target.join("new").exists(),
+        "snapshots do not share upper layers"
+    );
+    store.remove_snapshot("bosun-test-wh2").unwrap();
+    let err = store
+        .remove_snapshot("bosun-test-wh2")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no such snapshot"), "{err}");
     assert!(!image::is_mounted(&rootfs));
     assert!(!store.layout().snapshot("bosun-test-wh").exists());
 }
@@ -181,17 +208,23 @@ fn a_corrupted_blob_fails_the_import_and_leaves_the_store_as_it_was() {
 fn docker_save_archives_import_with_their_repo_tags() {
     require_root!();
     let tmp = scratch_dir();
-    let layer = base_layer();
+    // Over 1 MiB, so the scan stages it as a blob rather than keeping it in memory.
+    let layer = layer_tar(&[Entry::File("big", vec![7u8; 2 << 20], 0o644)]).unwrap();
     let diff = image::Digest::of(&layer);
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/keep"]}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
-    );
-    let manifest =
-        r#"[{"Config":"cfg.json","RepoTags":["saved/app:v2"],"Layers":["l1/layer.tar"]}]"#;
+    let config = |cmd: &str| {
+        format!(
+            r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["{cmd}"]}},"rootfs":{{"type":"layers","diff_ids":["{diff}"]}}}}"#
+        )
+    };
+    // Docker links a layer it already wrote instead of writing it twice.
+    let manifest = r#"[{"Config":"cfg.json","RepoTags":["saved/app:v2"],"Layers":["l1/layer.tar"]},
+        {"Config":"cfg2.json","RepoTags":["saved/app:v3"],"Layers":["l2/layer.tar"]}]"#;
+    let (c1, c2) = (config("/keep"), config("/other"));
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in [
         ("manifest.json", manifest.as_bytes()),
-        ("cfg.json", config.as_bytes()),
+        ("cfg.json", c1.as_bytes()),
+        ("cfg2.json", c2.as_bytes()),
         ("l1/layer.tar", &layer),
     ] {
         let mut h = tar::Header::new_gnu();
@@ -200,15 +233,26 @@ fn docker_save_archives_import_with_their_repo_tags() {
         h.set_cksum();
         b.append_data(&mut h, name, data).unwrap();
     }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "l2/layer.tar", "../l1/layer.tar")
+        .unwrap();
     let archive = tmp.path().join("save.tar");
     fs::write(&archive, b.into_inner().unwrap()).unwrap();
 
     let store = ImageStore::open(&tmp.path().join("root")).unwrap();
     let out = store.import(&archive, None).unwrap();
-    assert_eq!(out[0].name.familiar(), "saved/app:v2");
+    let names: Vec<String> = out.iter().map(|i| i.name.familiar()).collect();
+    assert_eq!(names, ["saved/app:v2", "saved/app:v3"]);
     let img = store.get("saved/app:v2").unwrap();
-    assert_eq!(img.diff_ids(), [diff]);
+    assert_eq!(img.diff_ids(), std::slice::from_ref(&diff));
     assert_eq!(img.runtime_defaults().cmd, ["/keep"]);
+    assert_eq!(
+        store.get("saved/app:v3").unwrap().runtime_defaults().cmd,
+        ["/other"]
+    );
+    assert_eq!(fs::read_dir(store.layout().layers()).unwrap().count(), 1);
 }
 
 #[test]

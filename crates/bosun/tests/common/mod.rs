@@ -10,6 +10,7 @@ use image::testing::{layer_tar, Entry, LayoutBuilder};
 use std::collections::BTreeSet;
 use std::fs;
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::process::{Command, Stdio};
@@ -31,14 +32,19 @@ impl Registry {
 
     /// Like [`Registry::start`] with more YAML appended to the config.
     pub fn start_with(dir: &Path, cleanup: &mut Cleanup, extra: &str) -> Registry {
+        Self::start_on(dir, cleanup, "127.0.0.1", extra)
+    }
+
+    /// Like [`Registry::start_with`], listening on `host` (an IPv4 address).
+    pub fn start_on(dir: &Path, cleanup: &mut Cleanup, host: &str, extra: &str) -> Registry {
         let storage = dir.join("registry-storage");
         fs::create_dir_all(&storage).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
+        let port = TcpListener::bind((host, 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("{host}:{port}");
         let config = dir.join("registry.yml");
         let text = format!(
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{extra}",
@@ -46,7 +52,16 @@ impl Registry {
         );
         fs::write(&config, text).unwrap();
         let log = dir.join("registry.log");
-        let mut child = Command::new("docker-registry")
+        let mut cmd = Command::new("docker-registry");
+        // SAFETY: prctl is async-signal-safe and touches only the child being
+        // exec'd; the registry then dies with the test even if it is SIGKILLed.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .arg("serve")
             .arg(&config)
             .stdout(Stdio::from(fs::File::create(&log).unwrap()))
@@ -92,9 +107,14 @@ impl Registry {
 
     /// How many blob GETs the registry has served for `repo` so far.
     pub fn blob_gets(&self, repo: &str) -> usize {
+        self.gets(repo, "blobs")
+    }
+
+    /// How many GETs of `kind` (`blobs`, `manifests`) it has served for `repo`.
+    pub fn gets(&self, repo: &str, kind: &str) -> usize {
         let text = fs::read_to_string(&self.log).unwrap_or_default()
             + &fs::read_to_string(self.log.with_extension("log")).unwrap_or_default();
-        let needle = format!("\"GET /v2/{repo}/blobs/");
+        let needle = format!("\"GET /v2/{repo}/{kind}/");
         text.lines().filter(|l| l.contains(&needle)).count()
     }
 

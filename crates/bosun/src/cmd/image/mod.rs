@@ -1,6 +1,7 @@
 //! `bosun image …` (and the top-level `bosun images` / `bosun pull`): the
 //! Docker-like front end of the image store in `crates/image`.
 
+mod format;
 mod manage;
 mod pull;
 mod push;
@@ -21,7 +22,7 @@ pub enum ImageCommand {
     /// List images.
     #[command(
         visible_alias = "list",
-        after_help = "Examples:\n  bosun image ls\n  bosun image ls -q"
+        after_help = "Examples:\n  bosun image ls\n  bosun image ls -q\n  bosun images --format '{{.Repository}}:{{.Tag}}'"
     )]
     Ls(ListArgs),
     /// Pull an image from a registry.
