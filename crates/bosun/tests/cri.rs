@@ -24,7 +24,7 @@ fn sandbox_config(h: &Harness, name: &str) -> v1::PodSandboxConfig {
     }
 }
 
-fn container_config(name: &str, argv: &[&str]) -> v1::ContainerConfig {
+fn container_config(name: &str, argv: &[&str], memory: i64) -> v1::ContainerConfig {
     v1::ContainerConfig {
         metadata: Some(v1::ContainerMetadata {
             name: name.into(),
@@ -40,6 +40,15 @@ fn container_config(name: &str, argv: &[&str]) -> v1::ContainerConfig {
             key: "GREETING".into(),
             value: "hello-cri".into(),
         }],
+        linux: Some(v1::LinuxContainerConfig {
+            resources: Some(v1::LinuxContainerResources {
+                memory_limit_in_bytes: memory,
+                cpu_quota: 20000,
+                cpu_period: 100000,
+                ..Default::default()
+            }),
+            security_context: None,
+        }),
         ..Default::default()
     }
 }
@@ -59,9 +68,21 @@ async fn run(
         ..Default::default()
     };
     let sandbox = rt.run_pod_sandbox(req).await?.into_inner().pod_sandbox_id;
+    let id = run_in(rt, &sandbox, config, name, argv, 64 << 20).await?;
+    Ok((sandbox, id))
+}
+
+async fn run_in(
+    rt: &mut Client,
+    sandbox: &str,
+    config: v1::PodSandboxConfig,
+    name: &str,
+    argv: &[&str],
+    memory: i64,
+) -> anyhow::Result<String> {
     let req = v1::CreateContainerRequest {
-        pod_sandbox_id: sandbox.clone(),
-        config: Some(container_config(name, argv)),
+        pod_sandbox_id: sandbox.to_string(),
+        config: Some(container_config(name, argv, memory)),
         sandbox_config: Some(config),
     };
     let id = rt.create_container(req).await?.into_inner().container_id;
@@ -69,7 +90,23 @@ async fn run(
         container_id: id.clone(),
     })
     .await?;
-    Ok((sandbox, id))
+    Ok(id)
+}
+
+/// The directory of container `id`'s cgroup for `controller`, as the runtime names it.
+fn cgroup_dir(controller: &str, id: &str) -> anyhow::Result<std::path::PathBuf> {
+    let h = cgroups::Hierarchy::detect()?;
+    let cg = cgroups::Cgroup::new(&h, Some(&format!("/bosun-cri-{id}")), id)?;
+    cg.dir(controller)
+        .ok_or_else(|| anyhow::anyhow!("no {controller} controller"))
+}
+
+fn cgroup_file(controller: &str, id: &str, file: &str) -> anyhow::Result<String> {
+    let path = cgroup_dir(controller, id)?.join(file);
+    Ok(std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        .trim()
+        .to_string())
 }
 
 async fn exec(rt: &mut Client, id: &str, cmd: &[&str]) -> anyhow::Result<v1::ExecSyncResponse> {
@@ -113,7 +150,7 @@ async fn cri_containers_httpd_exec_logs_restart_cleanup() -> anyhow::Result<()> 
         "echo $GREETING > /www/index.html; echo started; exec httpd -f -p 80 -h /www",
     ];
     let (web_pod, web) = run(&mut rt, &h, "web", "httpd", &web_cmd).await?;
-    let (_client_pod, client) = run(&mut rt, &h, "client", "sleeper", &["sleep", "3600"]).await?;
+    let (client_pod, client) = run(&mut rt, &h, "client", "sleeper", &["sleep", "3600"]).await?;
     assert_eq!(
         status(&mut rt, &web).await?.state,
         v1::ContainerState::ContainerRunning as i32
@@ -171,6 +208,72 @@ async fn cri_containers_httpd_exec_logs_restart_cleanup() -> anyhow::Result<()> 
         "timestamp {}",
         parts[0]
     );
+
+    // Limits in the cgroup, updated in place; stats from it.
+    assert_eq!(
+        cgroup_file("memory", &web, "memory.limit_in_bytes")?,
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(cgroup_file("cpu", &web, "cpu.cfs_quota_us")?, "20000");
+    let update = v1::UpdateContainerResourcesRequest {
+        container_id: web.clone(),
+        linux: Some(v1::LinuxContainerResources {
+            memory_limit_in_bytes: 128 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    rt.update_container_resources(update).await?;
+    assert_eq!(
+        cgroup_file("memory", &web, "memory.limit_in_bytes")?,
+        (128u64 << 20).to_string()
+    );
+    let stats = rt
+        .container_stats(v1::ContainerStatsRequest {
+            container_id: web.clone(),
+        })
+        .await?
+        .into_inner()
+        .stats
+        .ok_or_else(|| anyhow::anyhow!("no stats"))?;
+    let ws = stats
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map_or(0, |v| v.value);
+    assert!(ws > 0, "working set {ws}");
+    let pod_stats = rt
+        .pod_sandbox_stats(v1::PodSandboxStatsRequest {
+            pod_sandbox_id: web_pod.clone(),
+        })
+        .await?
+        .into_inner()
+        .stats
+        .and_then(|s| s.linux)
+        .ok_or_else(|| anyhow::anyhow!("no pod stats"))?;
+    assert_eq!(pod_stats.containers.len(), 1);
+
+    // Exceeding the memory limit: OOMKilled.
+    let cfg = sandbox_config(&h, "client");
+    let hog = run_in(
+        &mut rt,
+        &client_pod,
+        cfg,
+        "hog",
+        &["tail", "/dev/zero"],
+        16 << 20,
+    )
+    .await?;
+    let mut st = status(&mut rt, &hog).await?;
+    for _ in 0..600 {
+        if st.state == v1::ContainerState::ContainerExited as i32 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        st = status(&mut rt, &hog).await?;
+    }
+    assert_eq!((st.exit_code, st.reason.as_str()), (137, "OOMKilled"));
+    rt.remove_container(v1::RemoveContainerRequest { container_id: hog })
+        .await?;
 
     // A restarted server keeps both containers running and listed.
     let web_pid = std::fs::read_to_string(h.config.root.join(format!("containers/{web}.d/pid")))?;
@@ -230,7 +333,7 @@ async fn cri_containers_httpd_exec_logs_restart_cleanup() -> anyhow::Result<()> 
         "mounts left under the scratch dir"
     );
     for id in [&web, &client] {
-        assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/memory/bosun-cri-{id}")).exists());
+        assert!(!cgroup_dir("memory", id)?.exists(), "cgroup of {id} left");
     }
     h.stop().await;
     Ok(())

@@ -27,6 +27,9 @@ pub struct ContainerRecord {
     pub pid: i32,
     pub pid_start: u64,
     pub mounts: Vec<(String, String, bool)>,
+    /// `linux.cgroupsPath` of its spec (for stats and resource updates).
+    #[serde(default)]
+    pub cgroups_path: String,
 }
 
 impl ContainerRecord {

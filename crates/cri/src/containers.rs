@@ -91,6 +91,7 @@ impl Server {
             log_path,
             pid: 0,
             pid_start: 0,
+            cgroups_path,
             mounts: cfg
                 .mounts
                 .iter()

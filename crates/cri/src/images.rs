@@ -137,6 +137,7 @@ impl ImageService for Images {
         let opts = RegistryOptions {
             insecure: self.insecure_registries,
             credentials,
+            ..Default::default()
         };
         tracing::info!(image = %name, "pulling");
         // The pull future is not Send (it borrows across awaits in ways the

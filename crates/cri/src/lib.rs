@@ -17,6 +17,7 @@ mod runtime;
 mod sandbox;
 mod server;
 mod spec;
+mod stats;
 mod store;
 
 pub use error::{Error, Result};

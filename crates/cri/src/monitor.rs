@@ -95,7 +95,7 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
     }
     let reason = match code {
         0 => "Completed",
-        137 if oom_killed(&a.dir) => "OOMKilled",
+        137 if oom_killed(&a.bundle, &a.id) => "OOMKilled",
         _ => "Error",
     };
     write_exit(&a.dir, code, reason, "")
@@ -115,10 +115,20 @@ fn wait_for(pid: i32) -> i32 {
     }
 }
 
-/// The kubelet-facing OOM flag: written by whoever saw the memory cgroup's
-/// OOM kill (not detected yet; the file lets a later change set it).
-fn oom_killed(dir: &Path) -> bool {
-    dir.join("oom").exists()
+/// The container's memory cgroup counted an OOM kill (read before `delete`
+/// removes the cgroup).
+fn oom_killed(bundle: &Path, id: &str) -> bool {
+    let spec: Option<serde_json::Value> = std::fs::read(bundle.join("config.json"))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok());
+    let path = spec
+        .as_ref()
+        .and_then(|s| s["linux"]["cgroupsPath"].as_str())
+        .map(str::to_string);
+    cgroups::Hierarchy::detect()
+        .and_then(|h| cgroups::Cgroup::new(&h, path.as_deref(), id))
+        .and_then(|cg| cg.oom_killed())
+        .unwrap_or(false)
 }
 
 fn write_exit(dir: &Path, code: i32, reason: &str, message: &str) -> Result<()> {

@@ -166,9 +166,11 @@ impl RuntimeService for Server {
 
     async fn update_container_resources(
         &self,
-        _r: Request<v1::UpdateContainerResourcesRequest>,
+        r: Request<v1::UpdateContainerResourcesRequest>,
     ) -> Rpc<v1::UpdateContainerResourcesResponse> {
-        Err(Status::unimplemented("UpdateContainerResources"))
+        let req = r.into_inner();
+        self.update_resources(&req.container_id, req.linux).await?;
+        Ok(Response::new(v1::UpdateContainerResourcesResponse {}))
     }
 
     async fn reopen_container_log(
@@ -201,23 +203,30 @@ impl RuntimeService for Server {
 
     async fn container_stats(
         &self,
-        _r: Request<v1::ContainerStatsRequest>,
+        r: Request<v1::ContainerStatsRequest>,
     ) -> Rpc<v1::ContainerStatsResponse> {
-        Err(Status::unimplemented("ContainerStats"))
+        let rec = self.container(&r.into_inner().container_id).await?;
+        Ok(Response::new(v1::ContainerStatsResponse {
+            stats: Some(crate::stats::container_stats(&rec)),
+        }))
     }
 
     async fn list_container_stats(
         &self,
-        _r: Request<v1::ListContainerStatsRequest>,
+        r: Request<v1::ListContainerStatsRequest>,
     ) -> Rpc<v1::ListContainerStatsResponse> {
-        Err(Status::unimplemented("ListContainerStats"))
+        let stats = Server::list_container_stats(self, r.into_inner().filter).await;
+        Ok(Response::new(v1::ListContainerStatsResponse { stats }))
     }
 
     async fn pod_sandbox_stats(
         &self,
-        _r: Request<v1::PodSandboxStatsRequest>,
+        r: Request<v1::PodSandboxStatsRequest>,
     ) -> Rpc<v1::PodSandboxStatsResponse> {
-        Err(Status::unimplemented("PodSandboxStats"))
+        let stats = Server::pod_sandbox_stats(self, &r.into_inner().pod_sandbox_id).await?;
+        Ok(Response::new(v1::PodSandboxStatsResponse {
+            stats: Some(stats),
+        }))
     }
 
     async fn list_pod_sandbox_stats(

@@ -195,7 +195,7 @@ fn mounts(cfg: &v1::ContainerConfig) -> Value {
     Value::Array(m)
 }
 
-fn resources(r: Option<&v1::LinuxContainerResources>) -> Value {
+pub(crate) fn resources(r: Option<&v1::LinuxContainerResources>) -> Value {
     let Some(r) = r else { return json!({}) };
     let mut res = json!({});
     if r.memory_limit_in_bytes > 0 {
