@@ -275,6 +275,15 @@ async fn cri_containers_httpd_exec_logs_restart_cleanup() -> anyhow::Result<()> 
     rt.remove_container(v1::RemoveContainerRequest { container_id: hog })
         .await?;
 
+    // The kubelet rotates the log: rename, then ReopenContainerLog makes a new file.
+    let rotated = format!("{log_path}.1");
+    std::fs::rename(&log_path, &rotated)?;
+    rt.reopen_container_log(v1::ReopenContainerLogRequest {
+        container_id: web.clone(),
+    })
+    .await?;
+    assert!(std::path::Path::new(&log_path).exists(), "log not reopened");
+
     // A restarted server keeps both containers running and listed.
     let web_pid = std::fs::read_to_string(h.config.root.join(format!("containers/{web}.d/pid")))?;
     h.stop().await;

@@ -274,6 +274,36 @@ impl Server {
         out
     }
 
+    /// Asks the container's monitor to reopen its log file (after rotation).
+    pub(crate) async fn reopen_log(&self, id: &str) -> Result<()> {
+        use std::io::Read;
+        use std::os::linux::net::SocketAddrExt;
+        let rec = self.container(id).await?;
+        if !rec.running() {
+            return Err(Error::Invalid(format!(
+                "container {} is not running",
+                rec.id
+            )));
+        }
+        let name = crate::monitor::control_name(&rec.id);
+        Self::blocking(move || {
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+                .map_err(io("name control socket", &name))?;
+            let mut conn = std::os::unix::net::UnixStream::connect_addr(&addr)
+                .map_err(io("connect to monitor", &name))?;
+            conn.set_read_timeout(Some(Duration::from_secs(30)))
+                .map_err(io("set timeout", &name))?;
+            let mut reply = String::new();
+            conn.read_to_string(&mut reply)
+                .map_err(io("read from monitor", &name))?;
+            match reply.trim() {
+                "ok" => Ok(()),
+                err => Err(Error::Failed(format!("reopen log: {err}"))),
+            }
+        })
+        .await
+    }
+
     pub(crate) async fn exec_sync(&self, req: v1::ExecSyncRequest) -> Result<v1::ExecSyncResponse> {
         let rec = self.container(&req.container_id).await?;
         if !rec.running() {

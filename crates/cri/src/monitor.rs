@@ -41,6 +41,7 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| Error::Failed(format!("set child subreaper: {e}")))?;
     let log = open_log(&a.log_path)?;
+    serve_reopen(&a.id, &a.log_path, log.clone())?;
     let pid_file = a.dir.join("pid");
     let mut create = Command::new(&a.bosun);
     create
@@ -156,16 +157,52 @@ pub fn read_exit(dir: &Path) -> Option<ExitRecord> {
 
 type Log = Arc<Mutex<std::fs::File>>;
 
-fn open_log(path: &Path) -> Result<Log> {
+fn open_file(path: &Path) -> Result<std::fs::File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     }
-    let f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(io("open log", path))?;
-    Ok(Arc::new(Mutex::new(f)))
+        .map_err(io("open log", path))
+}
+
+fn open_log(path: &Path) -> Result<Log> {
+    Ok(Arc::new(Mutex::new(open_file(path)?)))
+}
+
+/// The abstract unix socket on which the monitor of container `id` takes
+/// log-reopen requests (abstract: no path-length limit, gone with the process).
+pub fn control_name(id: &str) -> String {
+    format!("bosun-cri-monitor-{id}")
+}
+
+/// Answers each connection by reopening the log file (after the kubelet
+/// rotated it) and replying `ok` or the error.
+fn serve_reopen(id: &str, path: &Path, log: Log) -> Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    let name = control_name(id);
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .map_err(io("name control socket", &name))?;
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr)
+        .map_err(io("bind control socket", &name))?;
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let reply = match open_file(&path) {
+                Ok(f) => {
+                    if let Ok(mut cur) = log.lock() {
+                        *cur = f;
+                    }
+                    "ok\n".to_string()
+                }
+                Err(e) => format!("{e}\n"),
+            };
+            let _ = conn.write_all(reply.as_bytes());
+        }
+    });
+    Ok(())
 }
 
 /// Copies one stream into the log, one CRI entry per line.

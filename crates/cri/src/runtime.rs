@@ -175,9 +175,10 @@ impl RuntimeService for Server {
 
     async fn reopen_container_log(
         &self,
-        _r: Request<v1::ReopenContainerLogRequest>,
+        r: Request<v1::ReopenContainerLogRequest>,
     ) -> Rpc<v1::ReopenContainerLogResponse> {
-        Err(Status::unimplemented("ReopenContainerLog"))
+        self.reopen_log(&r.into_inner().container_id).await?;
+        Ok(Response::new(v1::ReopenContainerLogResponse {}))
     }
 
     async fn exec_sync(&self, r: Request<v1::ExecSyncRequest>) -> Rpc<v1::ExecSyncResponse> {
@@ -231,9 +232,19 @@ impl RuntimeService for Server {
 
     async fn list_pod_sandbox_stats(
         &self,
-        _r: Request<v1::ListPodSandboxStatsRequest>,
+        r: Request<v1::ListPodSandboxStatsRequest>,
     ) -> Rpc<v1::ListPodSandboxStatsResponse> {
-        Err(Status::unimplemented("ListPodSandboxStats"))
+        let f = r.into_inner().filter.unwrap_or_default();
+        let filter = v1::PodSandboxFilter {
+            id: f.id,
+            label_selector: f.label_selector,
+            state: None,
+        };
+        let mut stats = Vec::new();
+        for s in self.list_sandboxes(Some(filter)).await {
+            stats.push(self.pod_sandbox_stats(&s.id).await?);
+        }
+        Ok(Response::new(v1::ListPodSandboxStatsResponse { stats }))
     }
 
     async fn checkpoint_container(
