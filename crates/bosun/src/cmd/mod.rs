@@ -5,6 +5,7 @@ mod image;
 pub mod oci;
 mod server;
 mod sim_nodes;
+mod cri;
 mod version;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,8 @@ pub enum Command {
     Server(server::Args),
     /// Register simulated nodes and play their kubelets (for tests and benchmarks).
     SimNodes(sim_nodes::Args),
+    /// Serve the Kubernetes CRI (runtime.v1) on a unix socket.
+    Cri(cri::Args),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -58,6 +61,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image(cmd) => image::run(&cli.root, cmd),
         Command::Images(args) => image::run(&cli.root, image::ImageCommand::Ls(args)),
         Command::Pull(args) => image::run(&cli.root, image::ImageCommand::Pull(args)),
+        Command::Cri(args) => cri::run(&cli.root, args),
         Command::Push(args) => image::run(&cli.root, image::ImageCommand::Push(args)),
         Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
         Command::Oci(args) => oci::run(*args),
