@@ -45,6 +45,18 @@ pub struct ContainerRecord {
     pub ports: Vec<String>,
     pub network: String,
     pub ip: Option<String>,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub interactive: bool,
+    #[serde(default)]
+    pub hostname: String,
+}
+
+impl ContainerRecord {
+    pub fn is_running(&self) -> bool {
+        matches!(self.status, Status::Running { .. })
+    }
 }
 
 /// The on-disk collection of records.
