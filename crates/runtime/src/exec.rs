@@ -76,7 +76,7 @@ impl Runtime {
         let reap_c1 = || {
             let _ = nix::sys::wait::waitpid(Pid::from_raw(c1), None);
         };
-        if let Err(e) = cg::open(id, &saved.spec).and_then(|c| c.add_task(c1)) {
+        if let Err(e) = cg::add_task(&saved.cgroup, c1) {
             let _ = nix::sys::signal::kill(Pid::from_raw(c1), nix::sys::signal::Signal::SIGKILL);
             reap_c1();
             return Err(e);

@@ -27,7 +27,7 @@ pub struct CreateOpts {
 struct Undo {
     dir: PathBuf,
     pid: Option<i32>,
-    cg: Option<cg::Cg>,
+    cg: Option<cgroups::Cgroup>,
     armed: bool,
 }
 
@@ -41,7 +41,7 @@ impl Drop for Undo {
             let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
         }
         if let Some(cg) = &self.cg {
-            let _ = cg.destroy();
+            let _ = cg::destroy(cg);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -83,7 +83,10 @@ impl Runtime {
             bundle: bundle.dir.clone(),
             rootfs: bundle.rootfs.clone(),
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            cgroups_path: cgroups_path(&bundle.spec),
+            cgroup: undo
+                .cg
+                .clone()
+                .ok_or_else(|| Error::Cgroup("no cgroup".into()))?,
             own_pidns: crate::has_new_ns(&bundle.spec, oci_spec::runtime::LinuxNamespaceType::Pid),
             spec: bundle.spec,
         };
@@ -132,7 +135,7 @@ impl Runtime {
             write_id_maps(pid, spec)?;
         }
         if let Some(cg) = &undo.cg {
-            cg.add_task(pid)?;
+            cg::add_task(cg, pid)?;
         }
         let hook_state = serde_json::json!({
             "ociVersion": spec.version(), "id": o.id, "status": "creating",
@@ -201,14 +204,6 @@ impl Runtime {
         self.delete(&o.id, true)?;
         code
     }
-}
-
-fn cgroups_path(spec: &oci_spec::runtime::Spec) -> Option<String> {
-    spec.linux()
-        .as_ref()?
-        .cgroups_path()
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// Opens the fifo for reading (which releases the init's blocking open) and

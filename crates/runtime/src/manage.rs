@@ -70,7 +70,7 @@ impl Runtime {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
-        cg::open(&saved.id, &saved.spec)?.destroy()?;
+        cg::destroy(&saved.cgroup)?;
         let st = serde_json::to_vec(&state::oci_state(&self.root, &saved)).unwrap_or_default();
         if let Err(e) = hooks::run(&saved.spec, hooks::Kind::Poststop, &st) {
             tracing::warn!("poststop hook failed: {e}");
@@ -109,10 +109,9 @@ impl Runtime {
     }
 
     fn pids_of(&self, saved: &Saved) -> Vec<i32> {
-        if let Ok(p) = cg::open(&saved.id, &saved.spec).and_then(|c| c.procs()) {
-            if !p.is_empty() {
-                return p;
-            }
+        let p = cg::procs(&saved.cgroup);
+        if !p.is_empty() {
+            return p;
         }
         if !state::alive(saved) {
             return Vec::new();

@@ -164,7 +164,11 @@ fn find_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
         return Err(Error::Invalid("process.args is empty".into()));
     }
     if arg0.contains('/') {
-        return Ok(PathBuf::from(arg0));
+        let p = PathBuf::from(arg0);
+        return match nix::unistd::access(&p, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) => Ok(p),
+            Err(e) => Err(Error::Invalid(format!("exec {arg0}: {e}"))),
+        };
     }
     let path = env
         .iter()

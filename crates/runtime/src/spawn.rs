@@ -211,7 +211,10 @@ fn place_fds(plan: &Plan, sync: RawFd) -> Result<RawFd> {
 
 /// Reports `e` to the parent and exits the forked child.
 pub fn fail(ch: &mut Channel, e: &Error) -> ! {
-    let _ = ch.send(Tag::Fail, e.to_string().as_bytes());
+    if ch.send(Tag::Fail, e.to_string().as_bytes()).is_err() {
+        // Nobody listens any more (after start): stderr is all that is left.
+        eprintln!("bosun-init: {e}");
+    }
     // SAFETY: _exit ends the forked child without running the parent's destructors.
     unsafe { libc::_exit(1) }
 }

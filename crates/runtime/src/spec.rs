@@ -96,6 +96,13 @@ fn check(path: &Path, spec: &Spec) -> Result<()> {
             ));
         }
         seen.push(ns.typ());
+        if ns.typ() == LinuxNamespaceType::Time {
+            return Err(spec_err(
+                path,
+                &format!("linux.namespaces[{i}].type"),
+                "time namespaces are not supported",
+            ));
+        }
         if let Some(p) = ns.path() {
             if !p.exists() {
                 return Err(spec_err(

@@ -28,8 +28,8 @@ pub struct Saved {
     pub rootfs: PathBuf,
     /// RFC 3339 creation time.
     pub created: String,
-    /// linux.cgroupsPath as given (resolved again by the cgroups crate).
-    pub cgroups_path: Option<String>,
+    /// The container's cgroup as resolved at create time.
+    pub cgroup: cgroups::Cgroup,
     /// True when the container has its own pid namespace (kill of init kills all).
     pub own_pidns: bool,
     pub spec: Spec,

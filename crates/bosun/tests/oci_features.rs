@@ -1,0 +1,94 @@
+//! Seccomp from the spec, hooks, and joining another container's
+//! namespaces by path (what a pod sandbox needs).
+
+mod oci_common;
+use oci_common::*;
+use serde_json::json;
+
+#[test]
+fn seccomp_rules_from_the_spec_are_enforced() {
+    testkit::require_root!();
+    let env = Env::new();
+    let mut spec = env.spec(&["/bin/sh", "-c", "grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1 || echo mkdir-denied; touch /tmp/y && echo touch-ok"]);
+    spec["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_AARCH64"],
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat", "no_such_syscall_xyz"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}
+        ]
+    });
+    env.write_spec(&spec);
+    let out = env.ok(&["run", &env.id()]);
+    assert!(
+        out.lines().next().unwrap_or("").ends_with('2'),
+        "no filter: {out}"
+    );
+    assert!(
+        out.contains("mkdir-denied") && out.contains("Operation not permitted"),
+        "{out}"
+    );
+    assert!(out.contains("touch-ok"), "{out}");
+}
+
+#[test]
+fn hooks_run_at_their_points_with_the_state_on_stdin() {
+    testkit::require_root!();
+    let env = Env::new();
+    let log = env.dir.path().join("hooks.log");
+    let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read -r s; echo {name} $s >> {}", log.display())]});
+    let mut spec = env.spec(&["/bin/true"]);
+    spec["hooks"] = json!({
+        "prestart": [hook("prestart")],
+        "createRuntime": [hook("createRuntime")],
+        "poststart": [hook("poststart")],
+        "poststop": [hook("poststop")]
+    });
+    env.write_spec(&spec);
+    let id = env.id();
+    env.ok(&["run", &id]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let order: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["prestart", "createRuntime", "poststart", "poststop"],
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .all(|l| l.contains(&format!("\"id\":\"{id}\""))),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_container_joins_another_ones_namespaces_by_path() {
+    testkit::require_root!();
+    let env = Env::new();
+    let mut sandbox = env.spec(&["/bin/sleep", "1000"]);
+    sandbox["hostname"] = "sandbox-host".into();
+    env.write_spec(&sandbox);
+    let sb = env.id();
+    env.ok(&["run", "-d", &sb]);
+    let pid = env.state(&sb)["pid"].as_i64().unwrap();
+    let mut member = env.spec(&["/bin/sh", "-c", "hostname; ps -o comm | grep -c sleep"]);
+    member["hostname"] = serde_json::Value::Null;
+    member["linux"]["namespaces"] = json!([
+        {"type": "pid", "path": format!("/proc/{pid}/ns/pid")},
+        {"type": "network", "path": format!("/proc/{pid}/ns/net")},
+        {"type": "ipc", "path": format!("/proc/{pid}/ns/ipc")},
+        {"type": "uts", "path": format!("/proc/{pid}/ns/uts")},
+        {"type": "mount"}
+    ]);
+    env.write_spec(&member);
+    let out = env.ok(&["run", &env.id()]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["sandbox-host", "1"],
+        "{out}"
+    );
+    env.ok(&["delete", "--force", &sb]);
+}
