@@ -11,10 +11,21 @@ fn bad_input_fails_cleanly() {
     require_root!();
     let env = Env::new();
     let e = env.fails(&["run", "--network", "none", "nosuchimage:1", "true"]);
-    assert!(e.contains("No such image") || e.contains("no such image"), "{e}");
+    assert!(
+        e.contains("No such image") || e.contains("no such image"),
+        "{e}"
+    );
     let e = env.fails(&["run", "--network", "none", "Bad//Reference", "true"]);
     assert!(e.contains("invalid reference format"), "{e}");
-    let e = env.fails(&["run", "--network", "none", "-v", "/no/such/bosun/path:/data", "busybox", "true"]);
+    let e = env.fails(&[
+        "run",
+        "--network",
+        "none",
+        "-v",
+        "/no/such/bosun/path:/data",
+        "busybox",
+        "true",
+    ]);
     assert!(e.contains("bind source path does not exist"), "{e}");
 
     // A port something on the host holds.
@@ -27,7 +38,17 @@ fn bad_input_fails_cleanly() {
 
     // rm of a running container without -f.
     let name = testkit::unique_name();
-    env.ok(&["run", "-d", "--name", &name, "--network", "none", "busybox", "sleep", "300"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
     let e = env.fails(&["rm", &name]);
     assert!(e.contains("You cannot remove a running container"), "{e}");
     assert!(env.ok(&["ps"]).contains(&name));

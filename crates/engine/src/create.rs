@@ -177,7 +177,9 @@ fn resolve_user(
     defaults: &ImageDefaults,
 ) -> Result<(u32, u32, Vec<u32>)> {
     if let Some(u) = opts.user {
-        let gid = u.gid.or_else(|| passwd_entry(rootfs, &u.uid.to_string()).map(|e| e.2));
+        let gid = u
+            .gid
+            .or_else(|| passwd_entry(rootfs, &u.uid.to_string()).map(|e| e.2));
         return Ok((u.uid, gid.unwrap_or(0), Vec::new()));
     }
     let Some(user) = &defaults.user else {
@@ -209,7 +211,8 @@ fn passwd_entry(rootfs: &Path, who: &str) -> Option<(String, u32, u32)> {
     text.lines().find_map(|line| {
         let f: Vec<&str> = line.split(':').collect();
         let (name, uid, gid) = (f.first()?, f.get(2)?, f.get(3)?);
-        (*name == who || *uid == who).then(|| Some((name.to_string(), uid.parse().ok()?, gid.parse().ok()?)))?
+        (*name == who || *uid == who)
+            .then(|| Some((name.to_string(), uid.parse().ok()?, gid.parse().ok()?)))?
     })
 }
 
@@ -253,7 +256,10 @@ mod tests {
             ..Default::default()
         };
         let opts = RunOptions::default();
-        assert_eq!(resolve_user(dir.path(), &opts, &d).unwrap(), (33, 44, vec![]));
+        assert_eq!(
+            resolve_user(dir.path(), &opts, &d).unwrap(),
+            (33, 44, vec![])
+        );
         d.user = Some("nobody".into());
         assert!(resolve_user(dir.path(), &opts, &d).is_err());
     }

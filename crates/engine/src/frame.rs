@@ -81,7 +81,10 @@ mod tests {
         write(&mut buf, Kind::Stdout, b"hello").unwrap();
         write(&mut buf, Kind::Exit, b"3").unwrap();
         let mut r = buf.as_slice();
-        assert_eq!(read(&mut r).unwrap(), Some((Kind::Stdout, b"hello".to_vec())));
+        assert_eq!(
+            read(&mut r).unwrap(),
+            Some((Kind::Stdout, b"hello".to_vec()))
+        );
         let (k, p) = read(&mut r).unwrap().unwrap();
         assert_eq!((k, number(&p)), (Kind::Exit, Some(3)));
         assert_eq!(read(&mut r).unwrap(), None);

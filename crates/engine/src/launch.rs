@@ -60,7 +60,11 @@ pub fn start(engine: &Engine, id: &str) -> Result<UnixStream> {
         Ok(Some((Kind::Error, msg))) => Err(Error::Monitor(String::from_utf8_lossy(&msg).into())),
         _ => {
             let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let last = text.lines().last().unwrap_or("exited without a word").to_string();
+            let last = text
+                .lines()
+                .last()
+                .unwrap_or("exited without a word")
+                .to_string();
             Err(Error::Monitor(last))
         }
     }
@@ -97,11 +101,19 @@ impl Drop for RawMode {
 pub fn attach(mut sock: UnixStream, interactive: bool, tty: bool) -> Result<i32> {
     let err = |e: std::io::Error| Error::Monitor(e.to_string());
     let mut mask = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGWINCH] {
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGWINCH,
+    ] {
         mask.add(s);
     }
-    mask.thread_block().map_err(|e| Error::Monitor(e.to_string()))?;
-    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).map_err(|e| Error::Monitor(e.to_string()))?;
+    mask.thread_block()
+        .map_err(|e| Error::Monitor(e.to_string()))?;
+    let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::Monitor(e.to_string()))?;
     let _raw = RawMode::enter(tty);
     if tty {
         send_size(&mut sock);
@@ -118,7 +130,11 @@ pub fn attach(mut sock: UnixStream, interactive: bool, tty: bool) -> Result<i32>
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
         poll(&mut fds, PollTimeout::NONE).map_err(|e| Error::Monitor(e.to_string()))?;
-        let hit = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        let hit = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty())
+        };
         let (sock_ready, sig_ready, stdin_ready) = (hit(0), hit(1), hit(2));
         drop(fds);
         if sig_ready {
@@ -126,7 +142,11 @@ pub fn attach(mut sock: UnixStream, interactive: bool, tty: bool) -> Result<i32>
                 if info.ssi_signo == Signal::SIGWINCH as u32 {
                     send_size(&mut sock);
                 } else {
-                    let _ = frame::write(&mut sock, Kind::Signal, info.ssi_signo.to_string().as_bytes());
+                    let _ = frame::write(
+                        &mut sock,
+                        Kind::Signal,
+                        info.ssi_signo.to_string().as_bytes(),
+                    );
                 }
             }
         }

@@ -117,7 +117,11 @@ fn run(root: &Path, id: &str, launcher: &mut Option<UnixStream>) -> Result<()> {
 }
 
 /// Creates the container with its stdio in place; returns the init's pid.
-fn create(engine: &Engine, id: &str, record: &crate::records::ContainerRecord) -> Result<(i32, Stdio)> {
+fn create(
+    engine: &Engine,
+    id: &str,
+    record: &crate::records::ContainerRecord,
+) -> Result<(i32, Stdio)> {
     let console = if record.tty {
         let _ = std::fs::remove_file("console.sock");
         Some(UnixListener::bind("console.sock").map_err(|e| io_err(Path::new("console.sock"), e))?)
@@ -151,7 +155,9 @@ fn create(engine: &Engine, id: &str, record: &crate::records::ContainerRecord) -
     let stdio = match console {
         Some(listener) => {
             let _ = std::fs::remove_file("console.sock");
-            let (conn, _) = listener.accept().map_err(|e| io_err(Path::new("console.sock"), e))?;
+            let (conn, _) = listener
+                .accept()
+                .map_err(|e| io_err(Path::new("console.sock"), e))?;
             let master = sys::recv_fd(&conn).map_err(|e| io_err(Path::new("console.sock"), e))?;
             Stdio::Pty(File::from(master))
         }
@@ -166,7 +172,10 @@ type ChildFds = Option<[OwnedFd; 3]>;
 fn make_stdio(tty: bool, interactive: bool) -> Result<(Stdio, ChildFds)> {
     use nix::fcntl::OFlag;
     if tty {
-        return Ok((Stdio::Pty(File::open("/dev/null").map_err(|e| io_err(Path::new("/dev/null"), e))?), None));
+        return Ok((
+            Stdio::Pty(File::open("/dev/null").map_err(|e| io_err(Path::new("/dev/null"), e))?),
+            None,
+        ));
     }
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(monitor_err);
     let (out_r, out_w) = pipe()?;

@@ -115,7 +115,8 @@ pub fn setup(root: &Path, id: &str, mode: Mode, ports: &[Publish]) -> Result<Att
     let path = netns_path(root, id);
     create_netns(&path)?;
     let rt = runtime_conf(id, &path, ports);
-    let lo = cni::NetworkConfigList::from_json(LOOPBACK).map_err(|e| Error::Network(e.to_string()))?;
+    let lo =
+        cni::NetworkConfigList::from_json(LOOPBACK).map_err(|e| Error::Network(e.to_string()))?;
     if let Err(e) = cni(root).add(&lo, &cni::RuntimeConf::new(id, &path, "lo")) {
         remove_netns(&path);
         return Err(Error::Network(e.to_string()));
@@ -208,7 +209,8 @@ pub fn etc_files(
     let hosts = if mode == Mode::Host {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
-        let mut h = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        let mut h =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
         if let Some(ip) = ip {
             h.push_str(&format!("{ip}\t{hostname}\n"));
         }

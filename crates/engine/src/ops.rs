@@ -35,7 +35,9 @@ pub fn wait_exit(engine: &Engine, id: &str, timeout: Option<Duration>) -> Result
             _ => {}
         }
         if deadline.is_some_and(|d| Instant::now() > d) {
-            return Err(Error::Monitor(format!("container {id} did not exit in time")));
+            return Err(Error::Monitor(format!(
+                "container {id} did not exit in time"
+            )));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -75,12 +77,19 @@ pub fn rm(engine: &Engine, rec: &ContainerRecord, force: bool) -> Result<()> {
 pub fn start(engine: &Engine, rec: &ContainerRecord) -> Result<UnixStream> {
     let rec = refresh(engine, rec)?;
     if rec.is_running() {
-        return Err(Error::Monitor(format!("container {} is already running", rec.name)));
+        return Err(Error::Monitor(format!(
+            "container {} is already running",
+            rec.name
+        )));
     }
     let images = engine.images()?;
     images.mount(&rec.id)?;
     let mode = network::Mode::parse(&rec.network)?;
-    let ports: Vec<_> = rec.ports.iter().filter_map(|p| parse_publish_text(p)).collect();
+    let ports: Vec<_> = rec
+        .ports
+        .iter()
+        .filter_map(|p| parse_publish_text(p))
+        .collect();
     let attached = network::setup(&engine.root, &rec.id, mode, &ports)?;
     let dir = engine.records.dir_of(&rec.id);
     network::etc_files(&dir, mode, &rec.hostname, attached.ip.as_deref())?;
@@ -101,7 +110,7 @@ pub fn refresh(engine: &Engine, rec: &ContainerRecord) -> Result<ContainerRecord
     let Status::Running { pid, .. } = rec.status else {
         return Ok(rec.clone());
     };
-    let monitor_alive = rec.monitor_pid.is_some_and(|m| process_alive(m));
+    let monitor_alive = rec.monitor_pid.is_some_and(process_alive);
     if monitor_alive || process_alive(pid) {
         return Ok(rec.clone());
     }

@@ -28,7 +28,9 @@ pub fn recv_fd(socket: &impl AsRawFd) -> std::io::Result<OwnedFd> {
             }
         }
     }
-    Err(std::io::Error::other("no descriptor in the console message"))
+    Err(std::io::Error::other(
+        "no descriptor in the console message",
+    ))
 }
 
 /// The size of the terminal on `fd` as (rows, cols), if it is one.

@@ -36,12 +36,22 @@ pub fn run(root: &Path, a: Args) -> Result<ExitCode> {
 fn document(r: &ContainerRecord, spec: &Value) -> Value {
     let (status, running, pid, code, started, finished, oom) = match &r.status {
         Status::Created => ("created", false, 0, 0, "", "", false),
-        Status::Running { pid, started_at } => ("running", true, *pid, 0, started_at.as_str(), "", false),
+        Status::Running { pid, started_at } => {
+            ("running", true, *pid, 0, started_at.as_str(), "", false)
+        }
         Status::Exited {
             code,
             finished_at,
             oom_killed,
-        } => ("exited", false, 0, *code, "", finished_at.as_str(), *oom_killed),
+        } => (
+            "exited",
+            false,
+            0,
+            *code,
+            "",
+            finished_at.as_str(),
+            *oom_killed,
+        ),
     };
     let ports: serde_json::Map<String, Value> = r
         .ports

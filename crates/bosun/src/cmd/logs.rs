@@ -35,12 +35,17 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
     let (entries, mut offset) = logs::read_from(&path, 0)?;
     let skip = match args.tail.as_str() {
         "all" | "-1" => 0,
-        n => entries.len().saturating_sub(n.parse::<usize>().map_err(|_| {
-            anyhow::anyhow!("invalid argument {n:?} for \"--tail\" flag: not a number")
-        })?),
+        n => entries
+            .len()
+            .saturating_sub(n.parse::<usize>().map_err(|_| {
+                anyhow::anyhow!("invalid argument {n:?} for \"--tail\" flag: not a number")
+            })?),
     };
     emit(&entries[skip..], args.timestamps)?;
-    while args.follow {
+    if !args.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
         let running = engine
             .records
             .find(&rec.id)

@@ -63,7 +63,11 @@ pub struct StartArgs {
 
 /// Runs `each` for every named container, printing the name on success and
 /// a one-line error otherwise (exit status 1 if any failed), as Docker does.
-fn for_each(root: &Path, names: &[String], each: impl Fn(&Engine, &str) -> Result<()>) -> Result<ExitCode> {
+fn for_each(
+    root: &Path,
+    names: &[String],
+    each: impl Fn(&Engine, &str) -> Result<()>,
+) -> Result<ExitCode> {
     let engine = Engine::open(root)?;
     let mut failed = false;
     for name in names {
@@ -75,28 +79,43 @@ fn for_each(root: &Path, names: &[String], each: impl Fn(&Engine, &str) -> Resul
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn stop(root: &Path, a: StopArgs) -> Result<ExitCode> {
     for_each(root, &a.containers, |e, n| {
-        Ok(ops::stop(e, &e.records.find(n)?, Duration::from_secs(a.time))?)
+        Ok(ops::stop(
+            e,
+            &e.records.find(n)?,
+            Duration::from_secs(a.time),
+        )?)
     })
 }
 
 pub fn kill(root: &Path, a: KillArgs) -> Result<ExitCode> {
     let sig = parse_signal(&a.signal)?;
-    for_each(root, &a.containers, |e, n| Ok(ops::kill(e, &e.records.find(n)?, sig)?))
+    for_each(root, &a.containers, |e, n| {
+        Ok(ops::kill(e, &e.records.find(n)?, sig)?)
+    })
 }
 
 pub fn rm(root: &Path, a: RmArgs) -> Result<ExitCode> {
-    for_each(root, &a.containers, |e, n| Ok(ops::rm(e, &e.records.find(n)?, a.force)?))
+    for_each(root, &a.containers, |e, n| {
+        Ok(ops::rm(e, &e.records.find(n)?, a.force)?)
+    })
 }
 
 pub fn rename(root: &Path, a: RenameArgs) -> Result<ExitCode> {
     let engine = Engine::open(root)?;
     if !engine::names::valid_name(&a.new_name) {
-        return Err(anyhow!("Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", a.new_name));
+        return Err(anyhow!(
+            "Invalid container name ({}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+            a.new_name
+        ));
     }
     let rec = engine.records.find(&a.container)?;
     engine.records.update(&rec.id, |r| {
@@ -145,6 +164,10 @@ pub fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal> {
         return nix::sys::signal::Signal::try_from(n).map_err(|_| anyhow!("invalid signal: {s}"));
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     nix::sys::signal::Signal::from_str(&name).map_err(|_| anyhow!("invalid signal: {s}"))
 }

@@ -112,9 +112,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Start(args) => manage::start(&cli.root, args),
         Command::Restart(args) => manage::restart(&cli.root, args),
         Command::Completion(args) => completion::run(args),
-        Command::Monitor { id } => Ok(std::process::ExitCode::from(
-            engine::monitor::main(&cli.root, &id) as u8,
-        )),
+        Command::Monitor { id } => Ok(std::process::ExitCode::from(engine::monitor::main(
+            &cli.root, &id,
+        ) as u8)),
     }
 }
 

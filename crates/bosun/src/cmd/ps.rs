@@ -40,7 +40,16 @@ pub fn run(root: &Path, args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let table: Vec<[String; 7]> = rows.iter().map(|r| row(r, args.no_trunc)).collect();
-    let header = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"].map(String::from);
+    let header = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
+    .map(String::from);
     print_table(std::iter::once(header).chain(table).collect());
     Ok(ExitCode::SUCCESS)
 }
@@ -56,7 +65,11 @@ fn row(r: &ContainerRecord, no_trunc: bool) -> [String; 7] {
         format!("\"{cmd}\""),
         format!("{} ago", human_since(&r.created)),
         status_text(r),
-        if r.is_running() { r.ports.join(", ") } else { String::new() },
+        if r.is_running() {
+            r.ports.join(", ")
+        } else {
+            String::new()
+        },
         r.name.clone(),
     ]
 }
@@ -83,7 +96,11 @@ pub fn status_text(r: &ContainerRecord) -> String {
 /// "5 seconds", "About a minute", "3 hours" since an RFC 3339 time.
 pub fn human_since(time: &str) -> String {
     let secs = chrono::DateTime::parse_from_rfc3339(time)
-        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds().max(0))
+        .map(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                .num_seconds()
+                .max(0)
+        })
         .unwrap_or(0);
     match secs {
         0 => "Less than a second".into(),

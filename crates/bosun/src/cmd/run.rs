@@ -99,7 +99,11 @@ pub struct Args {
     #[arg(long)]
     pub init: bool,
     /// The image, then the command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, value_name = "IMAGE [COMMAND [ARG...]]")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        value_name = "IMAGE [COMMAND [ARG...]]"
+    )]
     pub image_and_command: Vec<String>,
 }
 
@@ -152,7 +156,11 @@ pub fn request(a: &Args) -> Result<CreateRequest> {
         name: a.name.clone(),
         hostname: a.hostname.clone(),
         env,
-        volumes: a.volume.iter().map(|v| options::parse_volume(v)).collect::<Result<_, _>>()?,
+        volumes: a
+            .volume
+            .iter()
+            .map(|v| options::parse_volume(v))
+            .collect::<Result<_, _>>()?,
         tmpfs: a.tmpfs.clone(),
         workdir: a.workdir.clone(),
         user: a.user.as_deref().map(options::parse_user).transpose()?,

@@ -31,15 +31,34 @@ fn cgroup_of(id: &str) -> Result<cgroups::Cgroup> {
 pub fn stats(root: &Path, a: StatsArgs) -> Result<ExitCode> {
     let engine = Engine::open(root)?;
     let recs = if a.containers.is_empty() {
-        engine.records.all()?.into_iter().filter(|r| r.is_running()).collect()
+        engine
+            .records
+            .all()?
+            .into_iter()
+            .filter(|r| r.is_running())
+            .collect()
     } else {
-        a.containers.iter().map(|n| engine.records.find(n)).collect::<Result<Vec<_>, _>>()?
+        a.containers
+            .iter()
+            .map(|n| engine.records.find(n))
+            .collect::<Result<Vec<_>, _>>()?
     };
     loop {
-        let first: Vec<_> = recs.iter().map(|r| cgroup_of(&r.id).and_then(|c| Ok(c.stats()?)).ok()).collect();
+        let first: Vec<_> = recs
+            .iter()
+            .map(|r| cgroup_of(&r.id).and_then(|c| Ok(c.stats()?)).ok())
+            .collect();
         let t0 = Instant::now();
         std::thread::sleep(Duration::from_millis(1000));
-        let mut rows = vec![["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"].map(String::from)];
+        let mut rows = vec![[
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "PIDS",
+        ]
+        .map(String::from)];
         for (r, before) in recs.iter().zip(first) {
             let Ok(now) = cgroup_of(&r.id).and_then(|c| Ok(c.stats()?)) else {
                 continue;
@@ -49,7 +68,11 @@ pub fn stats(root: &Path, a: StatsArgs) -> Result<ExitCode> {
                 used / t0.elapsed().as_micros().max(1) as f64 * 100.0
             });
             let usage = now.memory.working_set();
-            let limit = now.memory.limit.filter(|l| *l < (1 << 62)).unwrap_or_else(host_memory);
+            let limit = now
+                .memory
+                .limit
+                .filter(|l| *l < (1 << 62))
+                .unwrap_or_else(host_memory);
             rows.push([
                 r.id.chars().take(12).collect(),
                 r.name.clone(),
@@ -69,7 +92,14 @@ pub fn stats(root: &Path, a: StatsArgs) -> Result<ExitCode> {
 fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|t| t.lines().next()?.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .and_then(|t| {
+            t.lines()
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
         .map_or(0, |kb| kb * 1024)
 }
 
@@ -82,7 +112,11 @@ fn bytes(n: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_string() + units[i]
+    format!("{v:.4}")
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+        + units[i]
 }
 
 pub fn top(root: &Path, a: TopArgs) -> Result<ExitCode> {
@@ -105,7 +139,10 @@ pub fn top(root: &Path, a: TopArgs) -> Result<ExitCode> {
                 .to_string()
         };
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ").trim().to_string();
+        let cmd = String::from_utf8_lossy(&cmd)
+            .replace('\0', " ")
+            .trim()
+            .to_string();
         rows.push([field("Uid:"), pid.to_string(), field("PPid:"), cmd]);
     }
     super::ps::print_table(rows);

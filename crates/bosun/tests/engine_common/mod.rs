@@ -23,7 +23,15 @@ impl Env {
         testkit::busybox_rootfs(&rootfs).unwrap();
         let env = Env { dir, root };
         let rootfs = rootfs.display().to_string();
-        env.ok(&["image", "import", "--rootfs", &rootfs, "-c", r#"CMD ["sh"]"#, "busybox:latest"]);
+        env.ok(&[
+            "image",
+            "import",
+            "--rootfs",
+            &rootfs,
+            "-c",
+            r#"CMD ["sh"]"#,
+            "busybox:latest",
+        ]);
         env
     }
 
@@ -34,7 +42,9 @@ impl Env {
     }
 
     pub fn bosun(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("cannot run the bosun binary")
+        self.cmd(args)
+            .output()
+            .expect("cannot run the bosun binary")
     }
 
     /// Runs bosun and returns stdout, failing the test with stderr otherwise.
@@ -71,7 +81,11 @@ impl Env {
 
     /// Nothing of any container is left: records, snapshots, netns files, runtime state.
     pub fn assert_empty(&self) {
-        assert!(self.all_ids().is_empty(), "containers left: {:?}", self.all_ids());
+        assert!(
+            self.all_ids().is_empty(),
+            "containers left: {:?}",
+            self.all_ids()
+        );
         for sub in ["netns", "runtime", "image/snapshots"] {
             let d = self.root.join(sub);
             let left: Vec<_> = std::fs::read_dir(&d)
@@ -87,9 +101,7 @@ impl Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
-        let ids = self
-            .bosun(&["ps", "-aq", "--no-trunc"])
-            .stdout;
+        let ids = self.bosun(&["ps", "-aq", "--no-trunc"]).stdout;
         for id in String::from_utf8_lossy(&ids).lines() {
             let _ = self.bosun(&["rm", "-f", id]);
         }

@@ -75,7 +75,11 @@ pub(super) fn pump(
 }
 
 /// Polls; returns (signal ready, ready output indexes, launcher ready).
-fn wait(sigfd: &SignalFd, src: &Sources, launcher: Option<&UnixStream>) -> (bool, Vec<usize>, bool) {
+fn wait(
+    sigfd: &SignalFd,
+    src: &Sources,
+    launcher: Option<&UnixStream>,
+) -> (bool, Vec<usize>, bool) {
     let flags = PollFlags::POLLIN;
     let mut fds = vec![PollFd::new(sigfd.as_fd(), flags)];
     let mut index = Vec::new();
@@ -103,7 +107,12 @@ fn wait(sigfd: &SignalFd, src: &Sources, launcher: Option<&UnixStream>) -> (bool
     (sig, outs, l)
 }
 
-fn forward_output(src: &mut Sources, i: usize, launcher: &mut Option<UnixStream>, log: &mut logs::Writer) {
+fn forward_output(
+    src: &mut Sources,
+    i: usize,
+    launcher: &mut Option<UnixStream>,
+    log: &mut logs::Writer,
+) {
     let Some((file, stream)) = src.outputs[i].as_mut() else {
         return;
     };
@@ -125,7 +134,11 @@ fn forward_output(src: &mut Sources, i: usize, launcher: &mut Option<UnixStream>
         eprintln!("monitor: writing the log: {e}");
     }
     if let Some(l) = launcher.as_mut() {
-        let kind = if stream == 0 { Kind::Stdout } else { Kind::Stderr };
+        let kind = if stream == 0 {
+            Kind::Stdout
+        } else {
+            Kind::Stderr
+        };
         if frame::write(l, kind, data).is_err() {
             *launcher = None;
         }
@@ -157,7 +170,9 @@ fn handle_launcher(init: i32, src: &mut Sources, launcher: &mut Option<UnixStrea
             }
         }
         Ok(Some((Kind::Signal, data))) => {
-            if let Some(sig) = frame::number(&data).and_then(|n| nix::sys::signal::Signal::try_from(n).ok()) {
+            if let Some(sig) =
+                frame::number(&data).and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
+            {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(init), sig);
             }
         }
