@@ -2,7 +2,7 @@
 //! `<root>/containers/<id>/container.json`. Several bosun processes may run
 //! at once (the CLI, monitors), so every change happens under an exclusive
 //! lock on `<root>/containers/.lock` and files are replaced atomically
-//! (write temp, fsync, rename): a crash never leaves a half-written record.
+//! (write temp, rename): a crash never leaves a half-written record.
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -178,9 +178,9 @@ impl Records {
             reason: e.to_string(),
         })?;
         let mut file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_err(&tmp, e))?;
+        // No fsync: rename makes the switch atomic, and after a crash every
+        // container is dead anyway, so durability buys nothing but latency.
+        file.write_all(&bytes).map_err(|e| io_err(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))
     }
 
