@@ -18,10 +18,6 @@ pub const NETWORK_NAME: &str = "bosun";
 pub const BRIDGE: &str = "bosun0";
 pub const SUBNET: &str = "10.88.0.0/16";
 const IPAM_DIR: &str = "/var/lib/cni/networks";
-/// Brings `lo` up in the new namespace (the runtime does so only for
-/// namespaces it creates itself).
-const LOOPBACK: &str =
-    r#"{"cniVersion":"1.0.0","name":"bosun-lo","plugins":[{"type":"loopback"}]}"#;
 
 /// `--network` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,12 +111,6 @@ pub fn setup(root: &Path, id: &str, mode: Mode, ports: &[Publish]) -> Result<Att
     let path = netns_path(root, id);
     create_netns(&path)?;
     let rt = runtime_conf(id, &path, ports);
-    let lo =
-        cni::NetworkConfigList::from_json(LOOPBACK).map_err(|e| Error::Network(e.to_string()))?;
-    if let Err(e) = cni(root).add(&lo, &cni::RuntimeConf::new(id, &path, "lo")) {
-        remove_netns(&path);
-        return Err(Error::Network(e.to_string()));
-    }
     match cni(root).add(&conflist(), &rt) {
         Ok(result) => Ok(Attached {
             ip: result.address_of("eth0"),
@@ -155,9 +145,6 @@ pub fn teardown(root: &Path, id: &str, ports: &[Publish]) -> Result<()> {
     }
     let rt = runtime_conf(id, &path, ports);
     let result = cni(root).del(&conflist(), &rt);
-    if let Ok(lo) = cni::NetworkConfigList::from_json(LOOPBACK) {
-        let _ = cni(root).del(&lo, &cni::RuntimeConf::new(id, &path, "lo"));
-    }
     remove_netns(&path);
     result.map_err(|e| Error::Network(e.to_string()))
 }
@@ -176,6 +163,8 @@ fn create_netns(path: &Path) -> Result<()> {
     // unshare() moves only the calling thread, so a short-lived thread does it.
     let made = std::thread::spawn(move || -> std::io::Result<()> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+        // The runtime brings lo up only in namespaces it creates itself.
+        crate::sys::loopback_up()?;
         nix::mount::mount(
             Some("/proc/thread-self/ns/net"),
             &target,
