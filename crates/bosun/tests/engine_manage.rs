@@ -91,7 +91,7 @@ fn stats_top_rename_stop_start_restart() {
     wait_for("three starts in the log", || {
         env.ok(&["logs", &renamed]).matches("started").count() == 3
     });
-    let mut follow = env
+    let follow = env
         .cmd(&["logs", "-f", &renamed])
         .stdout(Stdio::piped())
         .spawn()
