@@ -35,6 +35,17 @@ fn bad_input_fails_cleanly() {
     let e = env.fails(&["run", "-p", &publish, "busybox", "true"]);
     assert!(e.contains("port is already allocated"), "{e}");
     env.assert_empty();
+    // A port another container publishes (a DNAT rule, no socket).
+    let port = free_port();
+    let publish = format!("{port}:80");
+    let first = testkit::unique_name();
+    env.ok(&[
+        "run", "-d", "--name", &first, "-p", &publish, "busybox", "sleep", "300",
+    ]);
+    let e = env.fails(&["run", "-p", &publish, "busybox", "true"]);
+    assert!(e.contains("port is already allocated"), "{e}");
+    env.ok(&["rm", "-f", &first]);
+    env.assert_empty();
 
     // rm of a running container without -f.
     let name = testkit::unique_name();

@@ -106,6 +106,7 @@ impl Engine {
     ) -> Result<ContainerRecord> {
         let rootfs = images.prepare(&record.id, image_name)?;
         let user = resolve_user(&rootfs, &req.opts, defaults)?;
+        self.check_published(&record.id, &req.ports)?;
         let attached = network::setup(&self.root, &record.id, req.network, &req.ports)?;
         let dir = self.records.dir_of(&record.id);
         let etc_files =
@@ -128,6 +129,28 @@ impl Engine {
             r.ip = attached.ip.clone();
             Ok(())
         })
+    }
+}
+
+impl Engine {
+    /// Refuses a host port another running container of this root publishes
+    /// (portmap's DNAT rules hold no socket, so a bind test cannot see them).
+    pub fn check_published(&self, id: &str, ports: &[Publish]) -> Result<()> {
+        for other in self.records.all()? {
+            if other.id == id || !other.is_running() {
+                continue;
+            }
+            for p in other.ports.iter().filter_map(|t| parse_publish_text(t)) {
+                if ports
+                    .iter()
+                    .any(|q| q.host_port == p.host_port && q.protocol == p.protocol)
+                {
+                    let ip = p.host_ip.as_deref().unwrap_or("0.0.0.0");
+                    return Err(Error::PortInUse(format!("{ip}:{}", p.host_port)));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -90,6 +90,7 @@ pub fn start(engine: &Engine, rec: &ContainerRecord) -> Result<UnixStream> {
         .iter()
         .filter_map(|p| parse_publish_text(p))
         .collect();
+    engine.check_published(&rec.id, &ports)?;
     let attached = network::setup(&engine.root, &rec.id, mode, &ports)?;
     let dir = engine.records.dir_of(&rec.id);
     network::etc_files(&dir, mode, &rec.hostname, attached.ip.as_deref())?;
