@@ -266,3 +266,30 @@ fn cgroup_layout_and_cpu_quota() {
     );
     env.assert_empty();
 }
+
+#[test]
+fn exec_with_a_tty() {
+    require_root!();
+    let env = Env::new();
+    let name = testkit::unique_name();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let mut sh = PtyChild::spawn(env.cmd(&["exec", "-it", &name, "/bin/sh"]));
+    sh.expect("# ");
+    sh.send("tty; echo R-$((6*7))\n");
+    let out = sh.expect("R-42");
+    assert!(out.contains("/dev/pts/"), "{out}");
+    sh.send("exit 5\n");
+    assert_eq!(sh.child.wait().unwrap().code(), Some(5));
+    env.ok(&["rm", "-f", &name]);
+    env.assert_empty();
+}

@@ -71,10 +71,10 @@ pub fn start(engine: &Engine, id: &str) -> Result<UnixStream> {
 }
 
 /// Restores the terminal's mode when dropped.
-struct RawMode(Option<termios::Termios>);
+pub(crate) struct RawMode(Option<termios::Termios>);
 
 impl RawMode {
-    fn enter(tty: bool) -> RawMode {
+    pub(crate) fn enter(tty: bool) -> RawMode {
         let stdin = std::io::stdin();
         if !tty {
             return RawMode(None);

@@ -14,6 +14,7 @@
 pub mod create;
 pub mod defaults;
 mod error;
+pub mod exec_tty;
 pub mod frame;
 pub mod launch;
 pub mod logs;

@@ -10,13 +10,14 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   bosun exec web cat /www/index.html
+  bosun exec -it web /bin/sh
   bosun exec -e DEBUG=1 -w /tmp web env
   bosun exec -u 1000 web id")]
 pub struct Args {
     /// Keep STDIN open (the CLI's stdin is passed through).
     #[arg(short, long)]
     pub interactive: bool,
-    /// Allocate a pseudo-TTY (not supported yet).
+    /// Allocate a pseudo-TTY.
     #[arg(short, long)]
     pub tty: bool,
     /// Run in the background.
@@ -38,9 +39,6 @@ pub struct Args {
 }
 
 pub fn run(root: &Path, a: Args) -> Result<ExitCode> {
-    if a.tty {
-        bail!("exec -t is not supported yet; run without -t");
-    }
     let engine = Engine::open(root)?;
     let rec = engine.records.find(&a.container)?;
     let rec = engine::ops::refresh(&engine, &rec)?;
@@ -69,6 +67,10 @@ pub fn run(root: &Path, a: Args) -> Result<ExitCode> {
         user.set_gid(u.gid.unwrap_or(0));
         user.set_additional_gids(None);
         process.set_user(user);
+    }
+    if a.tty {
+        let code = engine::exec_tty::exec_tty(&engine, &rec.id, process)?;
+        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)));
     }
     let opts = runtime::ExecOpts {
         process,
