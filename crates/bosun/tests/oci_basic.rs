@@ -36,6 +36,7 @@ fn run_shows_pid_1_own_processes_hostname_and_only_lo() {
 #[test]
 fn exit_status_and_signals_become_the_exit_code() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     env.write_spec(&env.spec(&["/bin/sh", "-c", "exit 7"]));
     let id = env.id();
@@ -54,6 +55,7 @@ fn exit_status_and_signals_become_the_exit_code() {
 #[test]
 fn state_follows_the_lifecycle_and_delete_leaves_nothing() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     env.write_spec(&env.spec(&["/bin/sleep", "1000"]));
     let id = env.id();
@@ -96,6 +98,7 @@ fn state_follows_the_lifecycle_and_delete_leaves_nothing() {
 #[test]
 fn delete_force_removes_a_running_container_completely() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     env.write_spec(&env.spec(&["/bin/sh", "-c", "sleep 1000 & sleep 1000"]));
     let id = env.id();
@@ -130,6 +133,7 @@ fn assert_refused(env: &Env, id: &str, needle: &str) {
 #[test]
 fn bad_input_gives_one_line_and_no_state() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let mut spec = env.spec(&["/bin/true"]);
     spec["root"]["path"] = "no-such-rootfs".into();
@@ -165,6 +169,7 @@ fn bad_input_gives_one_line_and_no_state() {
 #[test]
 fn init_failure_leaves_nothing() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     env.write_spec(&env.spec(&["/no/such/program"]));
     let id = env.id();
@@ -177,6 +182,7 @@ fn init_failure_leaves_nothing() {
 
 #[test]
 fn features_and_systemd_flag() {
+    testkit::require_program!("busybox");
     let env = Env::new();
     let f: serde_json::Value = serde_json::from_str(&env.ok(&["features"])).unwrap();
     assert!(f["linux"]["namespaces"]

@@ -7,6 +7,7 @@ use oci_common::*;
 #[test]
 fn cpu_quota_holds_a_busy_loop_near_twenty_percent() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let mut spec = env.spec(&["/bin/sh", "-c", "while :; do :; done"]);
     spec["linux"]["resources"]["cpu"] = serde_json::json!({"quota": 20000, "period": 100000});
@@ -37,16 +38,44 @@ fn cpu_quota_holds_a_busy_loop_near_twenty_percent() {
             }
         }
     };
+    let throttle = || -> (u64, u64) {
+        let stat = std::fs::read_to_string(quota_dir.join("cpu.stat")).unwrap_or_default();
+        let get = |k: &str| {
+            stat.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (get("nr_periods "), get("nr_throttled "))
+    };
     let t0 = std::time::Instant::now();
-    let u0 = usage();
+    let (u0, (p0, th0)) = (usage(), throttle());
     std::thread::sleep(std::time::Duration::from_secs(3));
     let share = (usage() - u0) / t0.elapsed().as_secs_f64();
+    let (p1, th1) = throttle();
     env.ok(&["delete", "--force", &id]);
     assert!(
-        (0.15..=0.25).contains(&share),
+        share <= 0.25,
         "busy loop used {:.1}% of a CPU",
         share * 100.0
     );
+    // The quota is a ceiling: when the loop was throttled in most periods it ran
+    // into the ceiling and must show it; on a host so busy that the loop could
+    // not even get 20% (rarely throttled), the floor is not the runtime's to meet.
+    let throttled_most = (th1 - th0) * 2 >= (p1 - p0) && p1 > p0;
+    if throttled_most {
+        assert!(
+            share >= 0.15,
+            "busy loop used {:.1}% of a CPU",
+            share * 100.0
+        );
+    } else {
+        eprintln!(
+            "note: CPU contended ({} of {} periods throttled); only the ceiling was checked",
+            th1 - th0,
+            p1 - p0
+        );
+    }
 }
 
 /// The container's cgroup dir in the hierarchy mounted at /sys/fs/cgroup/<name>.
@@ -71,6 +100,7 @@ fn find_cgroup_dir(hier: &str, id: &str) -> Option<std::path::PathBuf> {
 #[test]
 fn memory_limit_oom_kills_with_137() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let mut spec = env.spec(&[
         "/bin/dd",
@@ -94,6 +124,7 @@ fn memory_limit_oom_kills_with_137() {
 #[test]
 fn pids_limit_stops_the_seventeenth_process() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     // sh is process 1; each sleeper is one more; `echo` is a builtin (no fork).
     // With a limit of 16, sleepers 1..15 start and the 16th (17th process) cannot.

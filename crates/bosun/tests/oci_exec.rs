@@ -10,6 +10,7 @@ use std::os::unix::net::UnixListener;
 #[test]
 fn exec_runs_in_the_container_and_returns_its_status() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     env.write_spec(&env.spec(&["/bin/sleep", "1000"]));
     let id = env.id();
@@ -67,6 +68,7 @@ fn receive_fd(listener: &UnixListener) -> OwnedFd {
 #[test]
 fn terminal_through_the_console_socket() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let mut spec = env.spec(&["/bin/sh", "-c", "tty; echo ready; sleep 1000"]);
     spec["process"]["terminal"] = true.into();
@@ -98,4 +100,71 @@ fn terminal_through_the_console_socket() {
         "{seen}"
     );
     env.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn exec_with_a_terminal_through_the_console_socket() {
+    testkit::require_root!();
+    testkit::require_program!("busybox");
+    let env = Env::new();
+    env.write_spec(&env.spec(&["/bin/sleep", "1000"]));
+    let id = env.id();
+    env.ok(&["run", "-d", &id]);
+    let sock = env.dir.path().join("exec-console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let server = std::thread::spawn(move || receive_fd(&listener));
+    let out = env.rt(&[
+        "exec",
+        "-t",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+        "/bin/sh",
+        "-c",
+        "tty; exit 4",
+    ]);
+    let master = server.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut f = std::fs::File::from(master);
+    let mut seen = String::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("/dev/pts/"), "{seen}");
+    env.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn the_runtime_process_stays_single_threaded() {
+    testkit::require_root!();
+    testkit::require_program!("busybox");
+    let env = Env::new();
+    env.write_spec(&env.spec(&["/bin/sleep", "1000"]));
+    let id = env.id();
+    let mut run = env
+        .cmd(&["run", &id])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while env.rt(&["state", &id]).stdout.is_empty() || env.state(&id)["status"] != "running" {
+        assert!(std::time::Instant::now() < deadline, "container never ran");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let threads = std::fs::read_dir(format!("/proc/{}/task", run.id()))
+        .unwrap()
+        .count();
+    env.ok(&["kill", &id, "KILL"]);
+    let status = run.wait().unwrap();
+    assert_eq!(threads, 1, "`bosun oci run` has {threads} threads");
+    assert_eq!(status.code(), Some(137));
 }

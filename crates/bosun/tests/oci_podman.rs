@@ -56,25 +56,56 @@ fn cleanup(env: &Env, libpod_existed: bool) {
     for m in mounts {
         let _ = Command::new("umount").args(["-l", m]).status();
     }
-    if !libpod_existed {
-        let _ = Command::new("sh").args(["-c", "find /sys/fs/cgroup -maxdepth 4 -depth -type d -path '*libpod_parent*' -exec rmdir {} + 2>/dev/null"]).status();
+    if libpod_existed {
+        return;
+    }
+    // conmon may still be leaving its cgroup when podman returns: retry a while.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while libpod_exists() && Instant::now() < deadline {
+        let _ = Command::new("sh")
+            .args(["-c", "find /sys/fs/cgroup -maxdepth 4 -depth -type d -path '*libpod_parent*' -exec rmdir {} \\; 2>/dev/null"])
+            .status();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// conmon double-forks and, with this test process a subreaper, ends up our
+/// child: wait for every child so no zombie outlives the test. Safe here, as
+/// this test binary runs no other test that could lose a child's status.
+fn reap_all_children() {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        // SAFETY: waitpid on any child with WNOHANG; a null status pointer is allowed.
+        match unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } {
+            -1 => return,
+            0 => std::thread::sleep(Duration::from_millis(50)),
+            _ => {}
+        }
     }
 }
 
 fn libpod_exists() -> bool {
-    Path::new("/sys/fs/cgroup/memory/libpod_parent").exists()
-        || Path::new("/sys/fs/cgroup/libpod_parent").exists()
+    ["memory", "pids", "cpu", "systemd", "unified", ""]
+        .iter()
+        .any(|h| {
+            Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join("libpod_parent")
+                .exists()
+        })
 }
 
 #[test]
 fn podman_runs_containers_through_bosun_runc() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     testkit::require_program!("podman");
     let env = Env::new();
     let existed = libpod_exists();
     struct Guard<'a>(&'a Env, bool);
     impl Drop for Guard<'_> {
         fn drop(&mut self) {
+            reap_all_children();
             cleanup(self.0, self.1);
         }
     }

@@ -10,6 +10,7 @@ use std::os::unix::process::CommandExt;
 #[test]
 fn container_is_confined() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let script = "ls /proc | grep -c '^[0-9]'; \
         (echo 1 > /proc/sys/kernel/ostype) 2>/dev/null && echo procsys-writable || echo procsys-refused; \
@@ -60,6 +61,7 @@ fn container_is_confined() {
 #[test]
 fn the_init_cannot_reach_our_binary_for_writing() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     env.write_spec(&env.spec(&["/bin/sleep", "1000"]));
     let id = env.id();
@@ -113,6 +115,7 @@ fn the_init_cannot_reach_our_binary_for_writing() {
 #[test]
 fn user_namespace_maps_root_to_an_unprivileged_uid() {
     testkit::require_root!();
+    testkit::require_program!("busybox");
     let env = Env::new();
     let mut spec = env.spec(&["/bin/sh", "-c", "id -u; cat /proc/self/uid_map; sleep 1000"]);
     spec["linux"]["namespaces"]

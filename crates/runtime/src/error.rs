@@ -4,19 +4,20 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Everything that can go wrong in the runtime.
+/// Everything that can go wrong in the runtime. The OS error is part of the
+/// message (not a `source`), so the one-line CLI output does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file operation on a host path failed.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {err}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: io::Error,
+        err: io::Error,
     },
     /// A system call failed.
-    #[error("{op}: {source}")]
-    Sys { op: String, source: nix::Error },
+    #[error("{op}: {err}")]
+    Sys { op: String, err: nix::Error },
     /// config.json does not describe a usable container; `field` is the JSON path.
     #[error("invalid config {path}: {field}: {msg}")]
     Spec {
@@ -62,15 +63,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Builds an `Error::Io` for `op` on `path` (use with `map_err`).
 pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
+    move |err| Error::Io {
         op,
         path: path.to_path_buf(),
-        source,
+        err,
     }
 }
 
 /// Builds an `Error::Sys` for the syscall described by `op` (use with `map_err`).
 pub(crate) fn sys_err(op: impl Into<String>) -> impl FnOnce(nix::Error) -> Error {
     let op = op.into();
-    move |source| Error::Sys { op, source }
+    move |err| Error::Sys { op, err }
 }

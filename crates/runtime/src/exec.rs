@@ -82,6 +82,7 @@ impl Runtime {
             return Err(e);
         }
         let cfg = InitConfig {
+            id: id.to_string(),
             spec: exec_spec(&saved.spec, &o.process),
             rootfs: saved.rootfs.clone(),
             state_dir: state::dir(&self.root, id),

@@ -47,14 +47,14 @@ pub fn run(spec: &Spec, kind: Kind, state_json: &[u8]) -> Result<()> {
 }
 
 /// createContainer/startContainer from inside the container (state without pid detail).
-pub fn run_in_container(spec: &Spec, kind: Kind) -> Result<()> {
+pub fn run_in_container(id: &str, spec: &Spec, kind: Kind) -> Result<()> {
     let hooks = list(spec, kind);
     if hooks.is_empty() {
         return Ok(());
     }
     let state = serde_json::json!({
         "ociVersion": spec.version(),
-        "id": std::env::var("_BOSUN_ID").unwrap_or_default(),
+        "id": id,
         "status": "creating",
         "pid": std::process::id(),
         "bundle": "",

@@ -18,6 +18,8 @@ use std::path::PathBuf;
 /// Everything stage 2 needs, sent by the parent as JSON.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InitConfig {
+    /// The container id (for the state given to in-container hooks).
+    pub id: String,
     pub spec: Spec,
     pub rootfs: PathBuf,
     /// The container's state dir on the host (for the exec fifo).
@@ -42,6 +44,9 @@ pub struct ExecTarget {
 
 /// Entry point of the re-executed binary; `fd` is the sync socket.
 pub fn main(fd: RawFd) -> ! {
+    // Nodes and files we create get exactly the modes asked for; the
+    // process's own umask is set just before exec.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     // SAFETY: the parent placed the sync socket at `fd` and nothing else owns it.
     let mut ch = unsafe { Channel::from_raw(fd) };
     let result = ch
@@ -90,7 +95,7 @@ fn container_init(cfg: InitConfig, ch: &mut Channel) -> Result<std::convert::Inf
     if has(LinuxNamespaceType::Network) {
         crate::netlo::loopback_up()?;
     }
-    crate::hooks::run_in_container(spec, crate::hooks::Kind::CreateContainer)?;
+    crate::hooks::run_in_container(&cfg.id, spec, crate::hooks::Kind::CreateContainer)?;
     crate::rootfs::setup(
         spec,
         &cfg.rootfs,
@@ -105,7 +110,7 @@ fn container_init(cfg: InitConfig, ch: &mut Channel) -> Result<std::convert::Inf
     let ready = process::prepare(proc_, cfg.preserve_fds, spec)?;
     ch.send(Tag::Ready, b"")?;
     wait_for_start(&fifo)?;
-    crate::hooks::run_in_container(spec, crate::hooks::Kind::StartContainer)?;
+    crate::hooks::run_in_container(&cfg.id, spec, crate::hooks::Kind::StartContainer)?;
     ready.exec()
 }
 

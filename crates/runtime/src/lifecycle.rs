@@ -146,6 +146,7 @@ impl Runtime {
         hooks::run(spec, hooks::Kind::Prestart, hook_state.as_bytes())?;
         hooks::run(spec, hooks::Kind::CreateRuntime, hook_state.as_bytes())?;
         let cfg = InitConfig {
+            id: o.id.clone(),
             spec: spec.clone(),
             rootfs: b.rootfs.clone(),
             state_dir: state::dir(&self.root, &o.id),

@@ -67,6 +67,11 @@ pub fn prepare(p: &Process, preserve_fds: i32, spec: &Spec) -> Result<Ready> {
             crate::seccomp::load(&ctx)?;
         }
     }
+    // The bounding set needs CAP_SETPCAP, which a non-root uid loses from
+    // its effective set: drop it first, then change user, then set the rest.
+    if let Some(c) = p.capabilities() {
+        drop_bounding(c)?;
+    }
     set_user(p)?;
     if let Some(c) = p.capabilities() {
         set_caps(c)?;
@@ -217,9 +222,8 @@ fn to_caps(set: &Option<Capabilities>) -> Result<CapsHashSet> {
     Ok(out)
 }
 
-/// The five sets: bounding first (needs CAP_SETPCAP), then effective,
-/// permitted, inheritable and ambient, each a subset of the previous rules.
-fn set_caps(c: &oci_spec::runtime::LinuxCapabilities) -> Result<()> {
+/// Drops every capability not in the spec's bounding set.
+fn drop_bounding(c: &oci_spec::runtime::LinuxCapabilities) -> Result<()> {
     let bounding = to_caps(c.bounding())?;
     let all = caps::read(None, CapSet::Bounding)
         .map_err(|e| Error::Invalid(format!("read capabilities: {e}")))?;
@@ -227,6 +231,11 @@ fn set_caps(c: &oci_spec::runtime::LinuxCapabilities) -> Result<()> {
         caps::drop(None, CapSet::Bounding, *cap)
             .map_err(|e| Error::Invalid(format!("drop bounding {cap}: {e}")))?;
     }
+    Ok(())
+}
+
+/// Effective, permitted, inheritable and ambient (after the user change).
+fn set_caps(c: &oci_spec::runtime::LinuxCapabilities) -> Result<()> {
     for (set, want) in [
         (CapSet::Effective, to_caps(c.effective())?),
         (CapSet::Permitted, to_caps(c.permitted())?),

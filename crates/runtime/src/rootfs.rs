@@ -196,7 +196,7 @@ fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     if !no_pivot {
         match pivot(rootfs) {
             Err(Error::Sys {
-                source: nix::Error::EINVAL,
+                err: nix::Error::EINVAL,
                 ..
             }) => {}
             r => return r,

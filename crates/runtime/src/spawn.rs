@@ -178,10 +178,7 @@ fn stage1_inner(plan: &Plan, ch: &mut Channel) -> Result<Error> {
             .map_err(sys_err("make / rslave"))?;
     }
     let sync_fd = place_fds(plan, ch.raw())?;
-    Ok(crate::exe::reexec(
-        sync_fd,
-        plan.own_mountns || plan.unshare_mountns,
-    ))
+    Ok(crate::exe::reexec(sync_fd))
 }
 
 /// Moves the sync socket and the extra fds to 3+preserve_fds and up (no

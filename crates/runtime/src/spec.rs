@@ -84,7 +84,7 @@ fn check(path: &Path, spec: &Spec) -> Result<()> {
         }
     }
     let Some(linux) = spec.linux() else {
-        return Ok(());
+        return Err(spec_err(path, "linux", "missing"));
     };
     let mut seen = Vec::new();
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
@@ -112,6 +112,20 @@ fn check(path: &Path, spec: &Spec) -> Result<()> {
                 ));
             }
         }
+    }
+    // The rootfs is built by mounting; outside a private mount namespace that
+    // would change the host's (or another container's) mount table.
+    let new_mountns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount && n.path().is_none());
+    if !new_mountns {
+        return Err(spec_err(
+            path,
+            "linux.namespaces",
+            "a new mount namespace (type mount, no path) is required",
+        ));
     }
     let new_userns = linux
         .namespaces()
@@ -169,6 +183,24 @@ mod tests {
             err.to_string().contains("invalid config /b/config.json"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_new_mount_namespace_is_required() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rootfs")).unwrap();
+        let cfg = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "process":{"args":["/bin/true"],"cwd":"/","user":{"uid":0,"gid":0}},
+            "linux":{"namespaces":[{"type":"pid"}]}}"#;
+        std::fs::write(dir.path().join("config.json"), cfg).unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("linux.namespaces") && err.contains("mount namespace"),
+            "{err}"
+        );
+        let ok = cfg.replace(r#"{"type":"pid"}"#, r#"{"type":"pid"},{"type":"mount"}"#);
+        std::fs::write(dir.path().join("config.json"), ok).unwrap();
+        assert!(load(dir.path()).is_ok());
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct Env {
     pub rootfs: PathBuf,
     pub bin: PathBuf,
     ids: std::cell::RefCell<Vec<String>>,
+    /// Container init pids seen; reaped by pid (never waitpid(-1), which would
+    /// steal the status of another test thread's child).
+    pids: std::cell::RefCell<Vec<i64>>,
 }
 
 impl Env {
@@ -60,6 +63,7 @@ impl Env {
             bin,
             dir,
             ids: Default::default(),
+            pids: Default::default(),
         }
     }
 
@@ -157,7 +161,11 @@ impl Env {
 
     /// The parsed `state` document.
     pub fn state(&self, id: &str) -> Value {
-        serde_json::from_str(&self.ok(&["state", id])).expect("state is not JSON")
+        let v: Value = serde_json::from_str(&self.ok(&["state", id])).expect("state is not JSON");
+        if let Some(pid) = v["pid"].as_i64().filter(|p| *p > 0) {
+            self.pids.borrow_mut().push(pid);
+        }
+        v
     }
 
     /// Waits (generously) until the container reports `status`.
@@ -165,7 +173,7 @@ impl Env {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.state(id)["status"] != status {
             assert!(Instant::now() < deadline, "{id} never became {status}");
-            reap_zombies();
+            self.pids.borrow().iter().for_each(|p| reap(*p));
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -175,10 +183,11 @@ impl Env {
     }
 }
 
-/// Reaps exited children (container inits reparented to us) without blocking.
-pub fn reap_zombies() {
-    // SAFETY: waitpid with WNOHANG on any child; a null status pointer is allowed.
-    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+/// Reaps `pid` if it is an exited child of ours (a container init
+/// reparented to us as subreaper), without blocking.
+pub fn reap(pid: i64) {
+    // SAFETY: waitpid on one pid with WNOHANG; a null status pointer is allowed.
+    unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) };
 }
 
 /// True if any cgroup directory named `id` exists in any hierarchy.
@@ -211,7 +220,7 @@ pub fn mounted_below(path: &Path) -> bool {
 
 /// True while a process with this pid exists (zombies count as gone).
 pub fn pid_alive(pid: i64) -> bool {
-    reap_zombies();
+    reap(pid);
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => !s
             .rsplit(')')
@@ -232,6 +241,6 @@ impl Drop for Env {
                 "state dir of {id} left behind"
             );
         }
-        reap_zombies();
+        self.pids.borrow().iter().for_each(|p| reap(*p));
     }
 }
