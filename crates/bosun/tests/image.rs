@@ -3,100 +3,12 @@
 //! corrupted registry blob fails cleanly, shared base layers and prune, and
 //! one-line errors for bad input.
 
-mod registry;
+mod common;
 
-use image::testing::{layer_tar, Entry, LayoutBuilder};
-use registry::{tree, Registry};
+use common::{busybox_layout, fails, ok, setup, three_layer_layout, tree};
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
-use testkit::{require_program, require_root, scratch_dir, Cleanup};
-
-fn bosun(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bosun"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("cannot run the bosun binary")
-}
-
-/// Runs bosun and returns stdout, failing the test with stderr otherwise.
-fn ok(root: &Path, args: &[&str]) -> String {
-    let out = bosun(root, args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "bosun {args:?} failed: {stderr}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs bosun expecting failure with exactly one line on stderr; returns it.
-fn fails(root: &Path, args: &[&str]) -> String {
-    let out = bosun(root, args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "bosun {args:?} should fail");
-    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
-    assert!(stderr.starts_with("bosun: "), "{stderr}");
-    stderr
-}
-
-/// Builds busybox:latest from Debian's busybox-static and saves it as an OCI layout.
-fn busybox_layout(dir: &Path) -> std::path::PathBuf {
-    let rootfs = dir.join("bb-rootfs");
-    fs::create_dir_all(&rootfs).unwrap();
-    testkit::busybox_rootfs(&rootfs).unwrap();
-    let store = dir.join("bb-store");
-    let rootfs = rootfs.display().to_string();
-    ok(
-        &store,
-        &[
-            "image",
-            "import",
-            "--rootfs",
-            &rootfs,
-            "-c",
-            r#"CMD ["sh"]"#,
-            "busybox:latest",
-        ],
-    );
-    let layout = dir.join("bb-layout");
-    ok(
-        &store,
-        &["image", "save", "busybox", &layout.display().to_string()],
-    );
-    layout
-}
-
-fn layer(name: &'static str, size: usize) -> Vec<u8> {
-    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-    layer_tar(&[Entry::Dir("d"), Entry::File(name, data, 0o644)]).unwrap()
-}
-
-/// Two 3-layer images sharing their two base layers, as an OCI layout.
-fn three_layer_layout(dir: &Path) -> std::path::PathBuf {
-    let mut b = LayoutBuilder::new(&dir.join("three")).unwrap();
-    let (l1, l2) = (layer("d/one", 300_000), layer("d/two", 200_000));
-    b.image(
-        "a",
-        &[l1.clone(), l2.clone(), layer("d/a", 100_000)],
-        true,
-        &["sh"],
-    )
-    .unwrap();
-    b.image("b", &[l1, l2, layer("d/b", 100_000)], true, &["sh"])
-        .unwrap();
-    b.finish().unwrap()
-}
-
-fn setup() -> Option<(tempfile::TempDir, Cleanup, Registry)> {
-    if !testkit::on_path("docker-registry") || !testkit::on_path("skopeo") {
-        eprintln!("skipped: docker-registry and skopeo are needed");
-        return None;
-    }
-    let tmp = scratch_dir();
-    let mut cleanup = Cleanup::new();
-    let reg = Registry::start(tmp.path(), &mut cleanup);
-    Some((tmp, cleanup, reg))
-}
+use std::process::Command;
+use testkit::{require_program, require_root};
 
 #[test]
 fn pull_into_an_empty_store_then_a_second_pull_downloads_nothing() {
@@ -126,11 +38,24 @@ fn pull_into_an_empty_store_then_a_second_pull_downloads_nothing() {
         "the second pull downloaded blobs"
     );
     assert!(ok(&store, &["images"]).contains(&format!("{name}   latest")));
+    // By digest, an image the store has needs no registry at all.
+    let digest = second
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .unwrap();
+    let manifests = reg.gets("busybox", "manifests");
+    let pinned = ok(&store, &["pull", &format!("{name}@{digest}")]);
+    assert!(pinned.contains("Image is up to date"), "{pinned}");
+    assert_eq!(
+        reg.gets("busybox", "manifests"),
+        manifests,
+        "the registry was asked"
+    );
 
     // The pulled image runs: its snapshot is a working busybox root.
     let images = image::ImageStore::open(&store).unwrap();
     let rootfs = images.prepare("bosun-test-pull", &name).unwrap();
-    cleanup.unmount(rootfs.clone());
+    common::unmount_later(&mut cleanup, rootfs.clone());
     let out = Command::new("chroot")
         .arg(&rootfs)
         .args(["/bin/sh", "-c", "echo hello from $(basename $0)"])
@@ -196,6 +121,18 @@ fn images_sharing_a_base_layer_store_it_once_and_prune_removes_only_unused_layer
     assert_eq!(out.matches("Already exists").count(), 2, "{out}");
     let layers = || fs::read_dir(store.join("image/layers")).unwrap().count();
     assert_eq!(layers(), 4, "two shared base layers + two tops");
+    let names = ok(&store, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(names, [a.as_str(), b.as_str()]);
+    let id = ok(
+        &store,
+        &["image", "inspect", "-f", "{{.Id}} {{.Config.Cmd}}", &a],
+    );
+    assert!(
+        id.starts_with("sha256:") && id.trim().ends_with(" [sh]"),
+        "{id}"
+    );
 
     ok(&store, &["image", "rm", "--no-prune", &a]);
     assert_eq!(layers(), 4);
@@ -207,7 +144,11 @@ fn images_sharing_a_base_layer_store_it_once_and_prune_removes_only_unused_layer
     assert_eq!(inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(), 3);
     let out = ok(&store, &["image", "prune"]);
     assert!(out.contains("Deleted 0 layers and 0 blobs"), "{out}");
-    ok(&store, &["image", "rm", &b]);
+    let out = ok(&store, &["rmi", &b]);
+    assert!(
+        out.contains("Untagged: ") && out.contains("Deleted: sha256:"),
+        "{out}"
+    );
     assert_eq!(layers(), 0);
 }
 
@@ -298,51 +239,140 @@ fn concurrent_pulls_imports_and_prunes_share_one_store_safely() {
     let rootfs = images
         .prepare("bosun-test-concurrent", "local/three:b")
         .unwrap();
-    cleanup.unmount(rootfs.clone());
+    common::unmount_later(&mut cleanup, rootfs.clone());
     assert!(rootfs.join("d/one").is_file() && rootfs.join("d/b").is_file());
     images.remove_snapshot("bosun-test-concurrent").unwrap();
     let out = ok(&store, &["image", "prune"]);
     assert!(out.contains("Deleted 0 layers and 0 blobs"), "{out}");
 }
 
+/// A staging dir with at least one downloaded file in it, if any.
+fn staged_files(store: &std::path::Path) -> usize {
+    let tmp = store.join("image/tmp");
+    fs::read_dir(&tmp)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            fs::read_dir(e.path().join("files"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
 #[test]
-fn push_then_pull_round_trips_and_skopeo_reads_what_we_pushed() {
+fn a_pull_killed_midway_leaves_nothing_visible_and_prune_clears_its_staging() {
     require_root!();
     let Some((tmp, _cleanup, reg)) = setup() else {
         return;
     };
-    let store = tmp.path().join("store");
-    let layout = three_layer_layout(tmp.path()).display().to_string();
-    ok(&store, &["image", "import", &layout, "local/three:a"]);
-    let dest = format!("{}/pushed/three:1", reg.addr);
-    let out = ok(&store, &["image", "push", "local/three:a", &dest]);
-    assert_eq!(
-        out.matches(": Pushed").count(),
-        4,
-        "3 layers + config: {out}"
-    );
-    assert!(out.contains("1: digest: sha256:"), "{out}");
-    let again = ok(&store, &["push", "local/three:a", &dest]);
-    assert_eq!(again.matches("Layer already exists").count(), 4, "{again}");
+    let mut b = image::testing::LayoutBuilder::new(&tmp.path().join("big")).unwrap();
+    let big: Vec<Vec<u8>> = (0..3).map(|i| common::noise_layer(i, 8 << 20)).collect();
+    b.image("big", &big, true, &["sh"]).unwrap();
+    reg.push(&b.finish().unwrap(), "big", "big:1");
+    let name = format!("{}/big:1", reg.addr);
+    // Kill the pull once it has started writing; retry if it outran us.
+    for attempt in 0..5 {
+        let store = tmp.path().join(format!("store{attempt}"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bosun"))
+            .arg("--root")
+            .arg(&store)
+            .args(["pull", "-q", &name])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        while staged_files(&store) == 0 && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        if status.success() {
+            continue; // finished before the kill landed
+        }
+        eprintln!(
+            "killed the pull on attempt {attempt} ({} staged files)",
+            staged_files(&store)
+        );
+        assert!(
+            ok(&store, &["images", "-q"]).trim().is_empty(),
+            "a half pull is visible"
+        );
+        assert!(
+            fs::read_dir(store.join("image/blobs/sha256"))
+                .unwrap()
+                .count()
+                == 0
+        );
+        ok(&store, &["image", "prune"]);
+        assert_eq!(fs::read_dir(store.join("image/tmp")).unwrap().count(), 0);
+        ok(&store, &["pull", "-q", &name]);
+        return;
+    }
+    panic!("the pull always finished before it could be killed");
+}
 
-    let peer = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", &format!("docker://{dest}")])
-        .output()
-        .unwrap();
-    assert!(
-        peer.status.success(),
-        "{}",
-        String::from_utf8_lossy(&peer.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&peer.stdout).unwrap();
-    assert_eq!(info["Layers"].as_array().unwrap().len(), 3);
-
-    let other = tmp.path().join("other");
-    ok(&other, &["pull", &dest]);
-    let id = |root: &Path, name: &str| {
-        let v: serde_json::Value =
-            serde_json::from_str(&ok(root, &["image", "inspect", name])).unwrap();
-        v[0]["Id"].as_str().unwrap().to_string()
+#[test]
+fn manifest_lists_resolve_to_linux_amd64_and_docker_v2_manifests_pull() {
+    require_root!();
+    let Some((tmp, _cleanup, reg)) = setup() else {
+        return;
     };
-    assert_eq!(id(&other, &dest), id(&store, "local/three:a"));
+    let mut b = image::testing::LayoutBuilder::new(&tmp.path().join("multi")).unwrap();
+    let arm = b
+        .image("arm", &[common::layer("d/arm", 1000)], true, &["arm"])
+        .unwrap();
+    let amd = b
+        .image("amd", &[common::layer("d/amd", 1000)], true, &["amd"])
+        .unwrap();
+    b.index("multi", &[(&arm, "arm64"), (&amd, "amd64")])
+        .unwrap();
+    b.index("armonly", &[(&arm, "arm64")]).unwrap();
+    let layout = b.finish().unwrap();
+    for (tag, extra) in [
+        ("multi", None),
+        ("armonly", None),
+        ("v2s2", Some("--format=v2s2")),
+    ] {
+        let src = if tag == "v2s2" { "multi" } else { tag };
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--all", "--dest-tls-verify=false"])
+            .args(extra);
+        let out = cmd
+            .arg(format!("oci:{}:{src}", layout.display()))
+            .arg(format!("docker://{}/multi:{tag}", reg.addr))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "skopeo {tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let store = tmp.path().join("store");
+    let cmd_of = |name: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&ok(&store, &["image", "inspect", name])).unwrap();
+        v[0]["Config"]["Cmd"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let multi = format!("{}/multi:multi", reg.addr);
+    ok(&store, &["pull", &multi]);
+    assert_eq!(cmd_of(&multi), "amd");
+    let v2 = format!("{}/multi:v2s2", reg.addr);
+    ok(&store, &["pull", &v2]);
+    assert_eq!(cmd_of(&v2), "amd");
+    let images = image::ImageStore::open(&store).unwrap();
+    let media = images.get(&v2).unwrap().manifest.media_type;
+    assert_eq!(media.as_deref(), Some(image::spec::DOCKER_MANIFEST));
+    let err = fails(&store, &["pull", &format!("{}/multi:armonly", reg.addr)]);
+    assert!(err.contains("no image for linux/amd64"), "{err}");
+    // The same nested index in an OCI layout, imported by tag.
+    let layout = layout.display().to_string();
+    ok(&store, &["image", "import", &layout, "local/m:multi"]);
+    assert_eq!(cmd_of("local/m:multi"), "amd");
+    let err = fails(&store, &["image", "import", &layout, "local/m:armonly"]);
+    assert!(err.contains("no image for linux/amd64"), "{err}");
 }

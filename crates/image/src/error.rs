@@ -47,6 +47,9 @@ pub enum Error {
     /// An index or manifest list has no image for this machine.
     #[error("{reference}: no image for linux/amd64 in the manifest list")]
     NoPlatform { reference: String },
+    /// An image's documents contradict each other.
+    #[error("{reference}: {reason}")]
+    BadImage { reference: String, reason: String },
     /// An archive or layout is missing something or is malformed.
     #[error("{}: {reason}", path.display())]
     BadArchive { path: PathBuf, reason: String },

@@ -154,7 +154,7 @@ impl ImageStore {
         Ok(())
     }
 
-    /// Removes staging areas `tmp/<pid>-…` whose process is gone.
+    /// Removes staging areas and spool files `tmp/<pid>-…` whose process is gone.
     fn sweep_staging(&self) {
         let Ok(entries) = fs::read_dir(self.layout().tmp()) else {
             return;
@@ -163,7 +163,12 @@ impl ImageStore {
             let name = e.file_name().to_string_lossy().to_string();
             let pid = name.split('-').next().and_then(|p| p.parse::<u32>().ok());
             if pid.is_some_and(|p| !Path::new("/proc").join(p.to_string()).exists()) {
-                let _ = fs::remove_dir_all(e.path());
+                let path = e.path();
+                let _ = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
             }
         }
     }

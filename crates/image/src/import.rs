@@ -223,7 +223,7 @@ fn docker_image(src: &Source, staging: &Staging, entry: &DockerEntry) -> Result<
     staging.add_bytes(&bytes)
 }
 
-/// A descriptor for a staged layer blob, gzip or plain by its first bytes.
+/// A descriptor for a staged layer blob, gzip, zstd or plain by its first bytes.
 pub(crate) fn layer_descriptor(staging: &Staging, digest: Digest) -> Result<Descriptor> {
     use std::io::Read;
     let path = staging
@@ -235,13 +235,12 @@ pub(crate) fn layer_descriptor(staging: &Staging, digest: Digest) -> Result<Desc
         .metadata()
         .map_err(crate::error::io("stat layer", &path))?
         .len();
-    let mut magic = [0u8; 2];
+    let mut magic = [0u8; 4];
     let n = f.read(&mut magic).map_err(err)?;
-    let gzip = n == 2 && magic == [0x1f, 0x8b];
-    let media = if gzip {
-        spec::OCI_LAYER_GZIP
-    } else {
-        spec::OCI_LAYER_TAR
+    let media = match &magic[..n] {
+        [0x1f, 0x8b, ..] => spec::OCI_LAYER_GZIP,
+        [0x28, 0xb5, 0x2f, 0xfd] => spec::OCI_LAYER_ZSTD,
+        _ => spec::OCI_LAYER_TAR,
     };
     Ok(Descriptor::new(media, digest, size))
 }

@@ -46,6 +46,11 @@ impl Layout {
         &self.dir
     }
 
+    /// The state root (the parent of `image/`).
+    pub fn root(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
     pub fn blobs(&self) -> PathBuf {
         self.dir.join("blobs/sha256")
     }

@@ -30,6 +30,7 @@ mod sys;
 pub mod testing;
 mod unpack;
 mod view;
+mod zstd;
 
 pub use digest::Digest;
 pub use error::{Error, Result};

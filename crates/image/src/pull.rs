@@ -70,6 +70,9 @@ impl ImageStore {
         opts: &RegistryOptions,
         progress: &dyn Progress,
     ) -> Result<PullReport> {
+        if let Some(report) = self.pinned_and_present(reference) {
+            return Ok(report);
+        }
         let client = Client::new(reference, opts)?;
         let top = client.manifest(&reference.api_reference()).await?;
         let repo_digest = Digest::of(&top.data);
@@ -98,9 +101,13 @@ impl ImageStore {
         let mut stats = Stats::default();
         let config = fetch_config(&client, &staging, &manifest.config, &mut stats).await?;
         if manifest.layers.len() != config.rootfs.diff_ids.len() {
-            return Err(Error::Unsupported {
-                what: "image",
-                value: "layer count differs from the config's diff ids".into(),
+            return Err(Error::BadImage {
+                reference: reference.familiar(),
+                reason: format!(
+                    "the manifest has {} layers but the config lists {} diff ids",
+                    manifest.layers.len(),
+                    config.rootfs.diff_ids.len()
+                ),
             });
         }
         let layer_stats = fetch_layers(&client, &staging, &manifest, &config, progress).await?;
@@ -118,6 +125,27 @@ impl ImageStore {
             repo_digest,
             downloaded_blobs: stats.blobs,
             downloaded_bytes: stats.bytes,
+        })
+    }
+}
+
+impl ImageStore {
+    /// A pull by digest of an image the store has needs no registry at all.
+    fn pinned_and_present(&self, reference: &Reference) -> Option<PullReport> {
+        let pinned = reference.digest.as_ref()?;
+        let image = self.get(&reference.to_string()).ok()?;
+        let matches =
+            &image.record.manifest == pinned || image.record.repo_digest.as_ref() == Some(pinned);
+        let complete = image
+            .diff_ids()
+            .iter()
+            .all(|d| layers::is_unpacked(self.layout(), d));
+        (matches && complete).then(|| PullReport {
+            reference: reference.clone(),
+            id: image.record.config.clone(),
+            repo_digest: pinned.clone(),
+            downloaded_blobs: 0,
+            downloaded_bytes: 0,
         })
     }
 }

@@ -32,12 +32,20 @@ impl ImageStore {
     /// Creates container `id`'s snapshot of `image` and mounts it; returns the
     /// rootfs mount point.
     pub fn prepare(&self, id: &str, image: &str) -> Result<PathBuf> {
+        self.create_snapshot(id, image)?;
+        self.mount(id).inspect_err(|_| {
+            let _ = fs::remove_dir_all(self.layout().snapshot(id));
+        })
+    }
+
+    /// Creates container `id`'s snapshot of `image` without mounting it, for a
+    /// runtime that mounts [`ImageStore::mount_options`] in its own namespace.
+    pub fn create_snapshot(&self, id: &str, image: &str) -> Result<SnapshotMeta> {
         check_id(id)?;
         let img = self.get(image)?;
         let _gc = self.layout().lock_shared()?;
         let _meta = self.layout().lock_meta()?;
-        let dir = self.layout().snapshot(id);
-        if dir.exists() {
+        if self.layout().snapshot(id).exists() {
             return Err(Error::Snapshot {
                 id: id.into(),
                 reason: "already exists",
@@ -60,9 +68,7 @@ impl ImageStore {
             created: now(),
         };
         self.create_snapshot_dir(id, &meta)?;
-        self.mount(id).inspect_err(|_| {
-            let _ = fs::remove_dir_all(&dir);
-        })
+        Ok(meta)
     }
 
     fn create_snapshot_dir(&self, id: &str, meta: &SnapshotMeta) -> Result<()> {
@@ -82,12 +88,18 @@ impl ImageStore {
     /// mounts the rootfs itself, e.g. inside a new mount namespace).
     pub fn mount_options(&self, id: &str) -> Result<String> {
         let meta = self.snapshot(id)?;
-        let lower: Vec<String> = meta
+        let mut lower: Vec<String> = meta
             .layers
             .iter()
             .rev()
             .map(|d| self.layout().link(d).display().to_string())
             .collect();
+        if lower.is_empty() {
+            // An image with no layers (FROM scratch): overlay needs one lower dir.
+            let empty = self.layout().snapshot(id).join("empty");
+            fs::create_dir_all(&empty).map_err(io("create directory", &empty))?;
+            lower.push(empty.display().to_string());
+        }
         let dir = self.layout().snapshot(id);
         Ok(format!(
             "lowerdir={},upperdir={},workdir={}",

@@ -21,6 +21,8 @@ pub enum Source {
         path: PathBuf,
         small: HashMap<String, Vec<u8>>,
         staged: HashMap<String, Digest>,
+        /// Symlinks in the archive (`docker save` links duplicate layers).
+        links: HashMap<String, String>,
     },
 }
 
@@ -45,7 +47,10 @@ impl Source {
     pub fn has(&self, rel: &str) -> bool {
         match self {
             Self::Dir(dir) => dir.join(rel).is_file(),
-            Self::Tar { small, staged, .. } => small.contains_key(rel) || staged.contains_key(rel),
+            Self::Tar { small, staged, .. } => {
+                let rel = self.resolve(rel);
+                small.contains_key(&rel) || staged.contains_key(&rel)
+            }
         }
     }
 
@@ -56,7 +61,10 @@ impl Source {
                 let p = dir.join(rel);
                 std::fs::read(&p).map_err(io("read", &p))
             }
-            Self::Tar { small, staged, .. } => match (small.get(rel), staged.get(rel)) {
+            Self::Tar { small, staged, .. } => match (
+                small.get(&self.resolve(rel)),
+                staged.get(&self.resolve(rel)),
+            ) {
                 (Some(data), _) => Ok(data.clone()),
                 (None, Some(d)) => staging.read_blob(d),
                 (None, None) => Err(self.missing(rel)),
@@ -82,7 +90,8 @@ impl Source {
                 Ok(d)
             }
             Self::Tar { small, staged, .. } => {
-                let d = match (small.get(rel), staged.get(rel)) {
+                let real = self.resolve(rel);
+                let d = match (small.get(&real), staged.get(&real)) {
                     (Some(data), _) => staging.add_blob(&mut data.as_slice(), expected, &what)?.0,
                     (None, Some(d)) => d.clone(),
                     (None, None) => return Err(self.missing(rel)),
@@ -93,6 +102,23 @@ impl Source {
                 Ok(d)
             }
         }
+    }
+
+    /// Follows archive symlinks (relative to the link's directory), a few hops at most.
+    fn resolve(&self, rel: &str) -> String {
+        let Self::Tar { links, .. } = self else {
+            return rel.to_string();
+        };
+        let mut cur = rel.to_string();
+        for _ in 0..8 {
+            let Some(target) = links.get(&cur) else { break };
+            let base = Path::new(&cur).parent().unwrap_or(Path::new(""));
+            match normalize(&base.join(target)) {
+                Some(next) => cur = next,
+                None => break,
+            }
+        }
+        cur
     }
 
     fn missing(&self, rel: &str) -> Error {
@@ -117,15 +143,21 @@ fn scan_tar(path: &Path, staging: &Staging) -> Result<Source> {
         Box::new(reader)
     };
     let mut archive = tar::Archive::new(stream);
-    let (mut small, mut staged) = (HashMap::new(), HashMap::new());
+    let (mut small, mut staged, mut links) = (HashMap::new(), HashMap::new(), HashMap::new());
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
         let Some(rel) = entry.path().ok().and_then(|p| normalize(&p)) else {
             continue;
         };
+        if entry.header().entry_type().is_symlink() {
+            if let Ok(Some(target)) = entry.link_name() {
+                links.insert(rel, target.to_string_lossy().into_owned());
+            }
+            continue;
+        }
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
         if entry.size() <= SMALL {
             let mut data = Vec::with_capacity(entry.size() as usize);
             entry.read_to_end(&mut data).map_err(bad)?;
@@ -141,17 +173,21 @@ fn scan_tar(path: &Path, staging: &Staging) -> Result<Source> {
         path: path.to_path_buf(),
         small,
         staged,
+        links,
     })
 }
 
-/// `./a/b` → `a/b`; None for paths with `..`.
+/// `./a/b` → `a/b`, `a/../b` → `b`; None for paths that climb above the root.
 fn normalize(p: &Path) -> Option<String> {
     let mut parts = Vec::new();
     for c in p.components() {
         match c {
             Component::Normal(n) => parts.push(n.to_str()?),
             Component::CurDir | Component::RootDir => {}
-            _ => return None,
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::Prefix(_) => return None,
         }
     }
     Some(parts.join("/"))

@@ -55,13 +55,27 @@ impl ImageStore {
         &self.layout
     }
 
-    /// Every named image, sorted by name.
+    /// The state root the store lives under.
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    /// Every named image, sorted by name. Names whose content a concurrent
+    /// `rm`/`prune` just deleted are skipped (the listing reads without a lock).
     pub fn list(&self) -> Result<Vec<Image>> {
         let refs = Refs::load(&self.layout)?;
-        refs.images
+        let images = refs
+            .images
             .into_iter()
-            .map(|(name, record)| self.load(name, record))
-            .collect()
+            .filter_map(|(name, record)| match self.load(name.clone(), record) {
+                Ok(image) => Some(image),
+                Err(e) => {
+                    tracing::warn!("skipping image {name}: {e}");
+                    None
+                }
+            })
+            .collect();
+        Ok(images)
     }
 
     /// Finds an image by name (`busybox`, `busybox:1`, `host:5000/a@sha256:…`)
@@ -81,11 +95,18 @@ impl ImageStore {
         Refs::update(&self.layout, |refs| {
             let record = ImageRecord {
                 added: now(),
+                repo_digest: None,
                 ..image.record
             };
             refs.images.insert(target.to_string(), record);
             Ok(())
         })
+    }
+
+    /// Bytes the store uses on disk: blobs plus unpacked layers (for the CRI's
+    /// image file-system usage and `system df`-like reports).
+    pub fn disk_usage(&self) -> u64 {
+        crate::layers::du(&self.layout.blobs()) + crate::layers::du(&self.layout.layers())
     }
 
     /// Reads a committed blob.

@@ -151,6 +151,35 @@ impl LayoutBuilder {
         Ok(digest)
     }
 
+    /// Groups images added earlier into a multi-platform index tagged `tag`
+    /// (they stop being top-level entries); `members` are (manifest, architecture).
+    pub fn index(&mut self, tag: &str, members: &[(&Digest, &str)]) -> io::Result<Digest> {
+        let mut entries = Vec::new();
+        for (digest, arch) in members {
+            let size = fs::metadata(self.dir.join("blobs/sha256").join(digest.hex()))?.len();
+            let mut d = Descriptor::new(spec::OCI_MANIFEST, (*digest).clone(), size);
+            d.platform = Some(spec::Platform {
+                architecture: arch.to_string(),
+                os: "linux".into(),
+                variant: None,
+            });
+            entries.push(d);
+            self.manifests.retain(|m| &m.digest != *digest);
+        }
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(spec::OCI_INDEX.into()),
+            manifests: entries,
+        };
+        let data = serde_json::to_vec(&index).map_err(io::Error::other)?;
+        let digest = self.blob(&data)?;
+        let mut desc = Descriptor::new(spec::OCI_INDEX, digest.clone(), data.len() as u64);
+        desc.annotations
+            .insert(spec::ANNOTATION_REF_NAME.into(), tag.into());
+        self.manifests.push(desc);
+        Ok(digest)
+    }
+
     /// Writes index.json.
     pub fn finish(self) -> io::Result<PathBuf> {
         let index = Index {

@@ -1,4 +1,4 @@
-//! Unpacks one layer tar (plain, gzip) into a directory that overlayfs can use
+//! Unpacks one layer tar (plain, gzip, zstd) into a directory that overlayfs can use
 //! as a lower layer: `.wh.NAME` files become whiteouts (char device 0/0) and
 //! `.wh..wh..opq` marks its directory opaque (`trusted.overlay.opaque=y`).
 //! Ownership, modes, mtimes, xattrs, hard links, symlinks and device nodes are
@@ -39,7 +39,9 @@ pub fn unpack(blob: &Path, dest: &Path, layer: &str) -> Result<Digest> {
     Ok(diff_id)
 }
 
-/// Picks the decompressor from the first bytes (gzip magic or plain tar).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Picks the decompressor from the first bytes (gzip, zstd or plain tar).
 fn decompress<'a>(
     reader: &'a mut BufReader<File>,
     blob: &Path,
@@ -50,11 +52,9 @@ fn decompress<'a>(
     if head.starts_with(&[0x1f, 0x8b]) {
         return Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)));
     }
-    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        return Err(bad(
-            layer,
-            "zstd-compressed layers are not supported".into(),
-        ));
+    if head.starts_with(&ZSTD_MAGIC) {
+        let z = crate::zstd::Zstd::new(reader).map_err(|e| bad(layer, format!("zstd: {e}")))?;
+        return Ok(Box::new(z));
     }
     Ok(Box::new(reader))
 }

@@ -86,6 +86,8 @@ pub enum Command {
     /// The per-container monitor (started by `run`; not for direct use).
     #[command(hide = true)]
     Monitor { id: String },
+    /// Remove images (same as `image rm`).
+    Rmi(image::RmArgs),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -115,6 +117,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Monitor { id } => Ok(std::process::ExitCode::from(engine::monitor::main(
             &cli.root, &id,
         ) as u8)),
+        Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
     }
 }
 

@@ -4,6 +4,7 @@
 //! answered from the `WWW-Authenticate` challenge.
 
 mod auth;
+mod certs;
 mod upload;
 
 use crate::digest::Digest;
@@ -28,6 +29,9 @@ pub struct RegistryOptions {
     pub insecure: bool,
     /// `user`, `password` for basic auth or the token service.
     pub credentials: Option<(String, String)>,
+    /// Directories laid out like Docker's `certs.d`: every `<dir>/<host:port>/*.crt`
+    /// is trusted as a CA for that registry, besides the public roots.
+    pub certs_dirs: Vec<std::path::PathBuf>,
 }
 
 /// A manifest or index as fetched.
@@ -53,14 +57,16 @@ impl Client {
             "https"
         };
         let base = format!("{scheme}://{}", r.api_host());
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("bosun/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|cause| Error::Http {
-                url: base.clone(),
-                cause,
-            })?;
+            .connect_timeout(std::time::Duration::from_secs(30));
+        for cert in certs::for_registry(&opts.certs_dirs, &r.registry)? {
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder.build().map_err(|cause| Error::Http {
+            url: base.clone(),
+            cause,
+        })?;
         Ok(Self {
             http,
             base,
@@ -203,6 +209,16 @@ pub(crate) fn describe(err: &reqwest::Error) -> String {
     while let Some(s) = source {
         msg = s.to_string();
         source = s.source();
+    }
+    if msg.contains("corrupt message") {
+        return format!(
+            "TLS handshake failed ({msg}): the registry seems to speak plain HTTP; use --insecure"
+        );
+    }
+    if msg.contains("certificate") {
+        return format!(
+            "{msg}: trust its CA by putting it in certs.d/<host:port>/ca.crt under the state root"
+        );
     }
     if err.is_connect() {
         return format!("cannot connect: {msg}");

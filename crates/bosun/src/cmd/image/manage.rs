@@ -25,13 +25,21 @@ pub struct ImportArgs {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  bosun image save busybox ./busybox-oci\n  bosun image save busybox busybox.tar"
+    after_help = "Examples:\n  bosun image save busybox ./busybox-oci\n  bosun image save busybox busybox.tar\n  bosun image save busybox - | ssh host bosun image load"
 )]
 pub struct SaveArgs {
     /// Image name or id.
     image: String,
-    /// Destination: a directory, or a file ending in .tar.
+    /// Destination: a directory, a file ending in .tar, or - for a tar on stdout.
     dest: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  bosun image load -i busybox.tar")]
+pub struct LoadArgs {
+    /// The archive to read (OCI layout tar or docker save archive); stdin when absent or -.
+    #[arg(short, long)]
+    input: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,9 +87,53 @@ pub fn import(store: &ImageStore, args: ImportArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn save(store: &ImageStore, args: SaveArgs) -> anyhow::Result<ExitCode> {
-    store.save(&args.image, &args.dest)?;
+pub fn load(store: &ImageStore, args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let input = args.input.filter(|p| p.as_os_str() != "-");
+    let (path, _spool) = match &input {
+        Some(p) => (p.clone(), None),
+        None => {
+            let spool = Spool::new(store, "stdin");
+            let mut f = std::fs::File::create(&spool.0)?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
+            (spool.0.clone(), Some(spool))
+        }
+    };
+    let images = store.import(&path, None).map_err(|e| match input {
+        Some(_) => anyhow::Error::from(e),
+        None => anyhow::anyhow!("load from stdin: {e}"),
+    })?;
+    for img in images {
+        println!("Loaded image: {}", img.name.familiar());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn save(store: &ImageStore, args: SaveArgs) -> anyhow::Result<ExitCode> {
+    if args.dest.as_os_str() != "-" {
+        store.save(&args.image, &args.dest)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let spool = Spool::new(store, "stdout");
+    store.save(&args.image, &spool.0)?;
+    let mut f = std::fs::File::open(&spool.0)?;
+    std::io::copy(&mut f, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A temp file under the store's tmp/ (swept by prune if we die), removed on drop.
+struct Spool(PathBuf);
+
+impl Spool {
+    fn new(store: &ImageStore, what: &str) -> Self {
+        let name = format!("{}-{what}.tar", std::process::id());
+        Self(store.layout().tmp().join(name))
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 pub fn rm(store: &ImageStore, args: RmArgs) -> anyhow::Result<ExitCode> {

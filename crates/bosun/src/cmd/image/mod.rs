@@ -1,6 +1,7 @@
 //! `bosun image …` (and the top-level `bosun images` / `bosun pull`): the
 //! Docker-like front end of the image store in `crates/image`.
 
+mod format;
 mod manage;
 mod pull;
 mod push;
@@ -11,6 +12,7 @@ use image::ImageStore;
 use std::path::Path;
 use std::process::ExitCode;
 
+pub use manage::RmArgs;
 pub use pull::PullArgs;
 pub use push::PushArgs;
 pub use show::ListArgs;
@@ -20,7 +22,7 @@ pub enum ImageCommand {
     /// List images.
     #[command(
         visible_alias = "list",
-        after_help = "Examples:\n  bosun image ls\n  bosun image ls -q"
+        after_help = "Examples:\n  bosun image ls\n  bosun image ls -q\n  bosun images --format '{{.Repository}}:{{.Tag}}'"
     )]
     Ls(ListArgs),
     /// Pull an image from a registry.
@@ -29,6 +31,8 @@ pub enum ImageCommand {
     Push(PushArgs),
     /// Import an OCI layout (dir or tar), a `docker save` archive, or with --rootfs a root filesystem.
     Import(manage::ImportArgs),
+    /// Load images from an archive (like `docker load -i`): an OCI layout tar or a docker save archive.
+    Load(manage::LoadArgs),
     /// Save an image as an OCI image layout (a directory, or a .tar file).
     Save(manage::SaveArgs),
     /// Remove one or more images.
@@ -51,6 +55,7 @@ pub fn run(root: &Path, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         ImageCommand::Push(a) => push::run(&store, a),
         ImageCommand::Import(a) => manage::import(&store, a),
         ImageCommand::Save(a) => manage::save(&store, a),
+        ImageCommand::Load(a) => manage::load(&store, a),
         ImageCommand::Rm(a) => manage::rm(&store, a),
         ImageCommand::Prune(a) => manage::prune(&store, a),
         ImageCommand::Inspect(a) => show::inspect(&store, a),

@@ -29,7 +29,7 @@ pub struct PullArgs {
 
 pub fn run(store: &ImageStore, args: PullArgs) -> anyhow::Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
-    let opts = registry_options(args.insecure, args.user.as_deref())?;
+    let opts = registry_options(args.insecure, args.user.as_deref(), store.root())?;
     let before = store
         .get(&reference.to_string())
         .ok()
@@ -71,10 +71,20 @@ pub fn run(store: &ImageStore, args: PullArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Registry options from `--insecure` and `--user USER:PASSWORD`.
+/// Where CA certificates for private registries are looked up, like Docker's
+/// `/etc/docker/certs.d`: `<dir>/<host:port>/*.crt`.
+fn certs_dirs(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    vec![
+        root.join("certs.d"),
+        std::path::PathBuf::from("/etc/bosun/certs.d"),
+    ]
+}
+
+/// Registry options from `--insecure`, `--user USER:PASSWORD` and the certs dirs.
 pub(super) fn registry_options(
     insecure: bool,
     user: Option<&str>,
+    root: &std::path::Path,
 ) -> anyhow::Result<RegistryOptions> {
     let credentials = user
         .map(|u| match u.split_once(':') {
@@ -85,6 +95,7 @@ pub(super) fn registry_options(
     Ok(RegistryOptions {
         insecure,
         credentials,
+        certs_dirs: certs_dirs(root),
     })
 }
 

@@ -26,7 +26,7 @@ pub struct PushArgs {
 
 pub fn run(store: &ImageStore, args: PushArgs) -> anyhow::Result<ExitCode> {
     let dest = Reference::parse(args.dest.as_deref().unwrap_or(&args.image))?;
-    let opts = registry_options(args.insecure, args.user.as_deref())?;
+    let opts = registry_options(args.insecure, args.user.as_deref(), store.root())?;
     if !args.quiet {
         println!("The push refers to repository [{}]", dest.name());
     }

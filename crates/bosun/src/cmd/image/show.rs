@@ -1,5 +1,6 @@
 //! `bosun images` / `image ls` (Docker's table) and `image inspect` (JSON).
 
+use super::format::{self, Fields};
 use super::human_size;
 use image::{Image, ImageStore};
 use std::process::ExitCode;
@@ -15,13 +16,22 @@ pub struct ListArgs {
     /// Show repo digests.
     #[arg(long)]
     digests: bool,
+    /// Format output: `json`, a template like '{{.Repository}}:{{.Tag}}', or 'table {{.ID}}\t{{.Size}}'.
+    /// Fields: Repository, Tag, Digest, ID, CreatedSince, CreatedAt, Size.
+    #[arg(long)]
+    format: Option<String>,
     /// Only images whose repository matches this name.
     repository: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  bosun image inspect busybox | jq '.[0].Config.Cmd'")]
+#[command(
+    after_help = "Examples:\n  bosun image inspect busybox | jq '.[0].Config.Cmd'\n  bosun image inspect -f '{{.Id}}' busybox"
+)]
 pub struct InspectArgs {
+    /// Print each image through a template like '{{.Id}}' or '{{.Config.Cmd}}', or `json`.
+    #[arg(short, long)]
+    format: Option<String>,
     /// Image names or ids.
     #[arg(required = true)]
     images: Vec<String>,
@@ -49,6 +59,13 @@ pub fn list(store: &ImageStore, args: ListArgs) -> anyhow::Result<ExitCode> {
         let mut seen = std::collections::HashSet::new();
         for i in images.iter().filter(|i| seen.insert(i.id().clone())) {
             println!("{}", id(i));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(fmt) = &args.format {
+        let rows: Vec<Fields> = images.iter().map(|i| fields(i, &id(i))).collect();
+        for line in format::render(fmt, &rows)? {
+            println!("{line}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -82,21 +99,30 @@ fn header(digests: bool) -> Vec<String> {
 
 /// Columns padded to the widest cell plus three spaces, as Docker does.
 fn print_table(rows: &[Vec<String>]) {
-    let cols = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c + 1 == cols {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}", w = widths[c] + 3));
-            }
-        }
-        println!("{}", line.trim_end());
+    let lines: Vec<String> = rows.iter().map(|r| r.join("\t")).collect();
+    for line in format::align(&lines) {
+        println!("{line}");
     }
+}
+
+/// The fields `--format` can name.
+fn fields(i: &Image, id: &str) -> Fields {
+    let (_, repo, tag) = i.familiar();
+    Fields::from([
+        ("Repository", repo),
+        ("Tag", tag.unwrap_or_else(|| "<none>".into())),
+        (
+            "Digest",
+            i.record
+                .repo_digest
+                .as_ref()
+                .map_or("<none>".into(), |d| d.to_string()),
+        ),
+        ("ID", id.to_string()),
+        ("CreatedSince", created(i)),
+        ("CreatedAt", i.config.created.clone().unwrap_or_default()),
+        ("Size", human_size(i.size())),
+    ])
 }
 
 /// "3 minutes ago", from the image config's creation time.
@@ -137,6 +163,12 @@ pub fn inspect(store: &ImageStore, args: InspectArgs) -> anyhow::Result<ExitCode
         let img = store.get(name)?;
         let names: Vec<Image> = all.iter().filter(|i| i.id() == img.id()).cloned().collect();
         docs.push(img.inspect(&names));
+    }
+    if let Some(fmt) = &args.format {
+        for doc in &docs {
+            println!("{}", format::render_value(fmt, doc)?);
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     println!("{}", serde_json::to_string_pretty(&docs)?);
     Ok(ExitCode::SUCCESS)
