@@ -203,10 +203,18 @@ fn finish(engine: &Engine, id: &str, status: i32, launcher: &mut Option<UnixStre
     let oom = oom_killed(id);
     let code = if oom { 137 } else { status };
     let record = engine.records.find(id)?;
-    let released = remove::release(engine, &record);
     if record.auto_remove {
-        remove::purge(engine, &record);
-    } else {
+        let rest = remove::purge_deferred(engine, &record);
+        if let Some(l) = launcher.as_mut() {
+            let _ = frame::write(l, Kind::Exit, code.to_string().as_bytes());
+            let _ = l.flush();
+        }
+        *launcher = None;
+        rest();
+        return Ok(());
+    }
+    let released = remove::release(engine, &record);
+    {
         engine.records.update(id, |r| {
             r.status = Status::Exited {
                 code,

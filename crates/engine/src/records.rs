@@ -168,6 +168,14 @@ impl Records {
         }
     }
 
+    /// Renames a container's directory to `to` (a dot-name that listings
+    /// skip) under the lock, so the record vanishes at once.
+    pub fn hide(&self, id: &str, to: &Path) -> Result<()> {
+        let _lock = self.lock()?;
+        let dir = self.dir_of(id);
+        fs::rename(&dir, to).map_err(|e| io_err(&dir, e))
+    }
+
     fn write(&self, record: &ContainerRecord) -> Result<()> {
         let dir = self.dir_of(&record.id);
         fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;

@@ -86,12 +86,30 @@ impl Env {
             "containers left: {:?}",
             self.all_ids()
         );
-        for sub in ["netns", "runtime", "image/snapshots"] {
+        // An --rm container's monitor deletes its renamed (hidden) directories
+        // just after reporting the exit status: allow it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        for sub in ["netns", "runtime", "image/snapshots", "containers"] {
             let d = self.root.join(sub);
-            let left: Vec<_> = std::fs::read_dir(&d)
-                .map(|r| r.flatten().map(|e| e.file_name()).collect())
-                .unwrap_or_default();
-            assert!(left.is_empty(), "{} holds {left:?}", d.display());
+            loop {
+                let left: Vec<_> = std::fs::read_dir(&d)
+                    .map(|r| {
+                        r.flatten()
+                            .map(|e| e.file_name())
+                            .filter(|n| n != ".lock")
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if left.is_empty() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} holds {left:?}",
+                    d.display()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let root = self.root.display().to_string();
