@@ -38,6 +38,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("Bind for {0} failed: port is already allocated")]
+    PortInUse(String),
+    #[error("network setup failed: {0}")]
+    Network(String),
+    #[error("{0}")]
+    Image(#[from] image::Error),
+    #[error("{0}")]
+    Runtime(#[from] runtime::Error),
+    #[error("You cannot remove a running container {0}. Stop the container before attempting removal or force remove")]
+    RemoveRunning(String),
+    #[error("Container {0} is not running")]
+    NotRunning(String),
+    #[error("the container's monitor failed: {0}")]
+    Monitor(String),
     #[error("cannot build the runtime spec: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
 }

@@ -2,7 +2,7 @@
 //! `<root>/containers/<id>/container.json`. Several bosun processes may run
 //! at once (the CLI, monitors), so every change happens under an exclusive
 //! lock on `<root>/containers/.lock` and files are replaced atomically
-//! (write temp, fsync, rename): a crash never leaves a half-written record.
+//! (write temp, rename): a crash never leaves a half-written record.
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,18 @@ pub struct ContainerRecord {
     pub ports: Vec<String>,
     pub network: String,
     pub ip: Option<String>,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub interactive: bool,
+    #[serde(default)]
+    pub hostname: String,
+}
+
+impl ContainerRecord {
+    pub fn is_running(&self) -> bool {
+        matches!(self.status, Status::Running { .. })
+    }
 }
 
 /// The on-disk collection of records.
@@ -156,6 +168,14 @@ impl Records {
         }
     }
 
+    /// Renames a container's directory to `to` (a dot-name that listings
+    /// skip) under the lock, so the record vanishes at once.
+    pub fn hide(&self, id: &str, to: &Path) -> Result<()> {
+        let _lock = self.lock()?;
+        let dir = self.dir_of(id);
+        fs::rename(&dir, to).map_err(|e| io_err(&dir, e))
+    }
+
     fn write(&self, record: &ContainerRecord) -> Result<()> {
         let dir = self.dir_of(&record.id);
         fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
@@ -166,9 +186,9 @@ impl Records {
             reason: e.to_string(),
         })?;
         let mut file = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_err(&tmp, e))?;
+        // No fsync: rename makes the switch atomic, and after a crash every
+        // container is dead anyway, so durability buys nothing but latency.
+        file.write_all(&bytes).map_err(|e| io_err(&tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))
     }
 

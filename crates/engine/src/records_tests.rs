@@ -16,6 +16,9 @@ fn record(id: &str, name: &str, created: &str) -> ContainerRecord {
         ports: vec![],
         network: "none".into(),
         ip: None,
+        tty: false,
+        interactive: false,
+        hostname: String::new(),
     }
 }
 

@@ -1,11 +1,19 @@
 //! The command tree: one variant per subcommand, each implemented in its own
 //! module. `dispatch` is the only place that knows every subcommand.
 
+mod completion;
+mod cri;
+mod exec;
 mod image;
+mod inspect;
+mod logs;
+mod manage;
 pub mod oci;
+mod ps;
+mod run;
 mod server;
 mod sim_nodes;
-mod cri;
+mod stats;
 mod version;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +50,39 @@ pub enum Command {
     Pull(image::PullArgs),
     /// Push an image to a registry (same as `image push`).
     Push(image::PushArgs),
+    /// Create and run a new container from an image.
+    Run(Box<run::Args>),
+    /// List containers.
+    Ps(ps::Args),
+    /// Run a command in a running container.
+    Exec(exec::Args),
+    /// Fetch the logs of a container.
+    Logs(logs::Args),
+    /// Stop running containers (SIGTERM, then SIGKILL).
+    Stop(manage::StopArgs),
+    /// Send a signal to running containers.
+    Kill(manage::KillArgs),
+    /// Remove containers.
+    Rm(manage::RmArgs),
+    /// Show low-level information about containers as JSON.
+    Inspect(inspect::Args),
+    /// Show CPU, memory and pids usage of containers.
+    Stats(stats::StatsArgs),
+    /// Show the processes of a container.
+    Top(stats::TopArgs),
+    /// Block until containers stop, then print their exit codes.
+    Wait(manage::WaitArgs),
+    /// Rename a container.
+    Rename(manage::RenameArgs),
+    /// Start stopped containers.
+    Start(manage::StartArgs),
+    /// Restart containers.
+    Restart(manage::StartArgs),
+    /// Print shell completions (bash, zsh, fish).
+    Completion(completion::Args),
+    /// The per-container monitor (started by `run`; not for direct use).
+    #[command(hide = true)]
+    Monitor { id: String },
     /// Remove images (same as `image rm`).
     Rmi(image::RmArgs),
     /// The OCI runtime with runc's command line (also: invoke as `bosun-runc`).
@@ -63,6 +104,24 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pull(args) => image::run(&cli.root, image::ImageCommand::Pull(args)),
         Command::Cri(args) => cri::run(&cli.root, args),
         Command::Push(args) => image::run(&cli.root, image::ImageCommand::Push(args)),
+        Command::Run(args) => run::run(&cli.root, *args),
+        Command::Ps(args) => ps::run(&cli.root, args),
+        Command::Exec(args) => exec::run(&cli.root, args),
+        Command::Logs(args) => logs::run(&cli.root, args),
+        Command::Stop(args) => manage::stop(&cli.root, args),
+        Command::Kill(args) => manage::kill(&cli.root, args),
+        Command::Rm(args) => manage::rm(&cli.root, args),
+        Command::Inspect(args) => inspect::run(&cli.root, args),
+        Command::Stats(args) => stats::stats(&cli.root, args),
+        Command::Top(args) => stats::top(&cli.root, args),
+        Command::Wait(args) => manage::wait(&cli.root, args),
+        Command::Rename(args) => manage::rename(&cli.root, args),
+        Command::Start(args) => manage::start(&cli.root, args),
+        Command::Restart(args) => manage::restart(&cli.root, args),
+        Command::Completion(args) => completion::run(args),
+        Command::Monitor { id } => Ok(std::process::ExitCode::from(engine::monitor::main(
+            &cli.root, &id,
+        ) as u8)),
         Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
         Command::Oci(args) => oci::run(*args),
         Command::Server(args) => server::run(args),
