@@ -166,6 +166,43 @@ fn foreground_runs_return_the_exit_code_and_output() {
 }
 
 #[test]
+fn init_is_pid_1_and_reaps_for_the_command() {
+    require_root!();
+    if !std::path::Path::new("/usr/bin/tini-static").is_file() {
+        eprintln!("skipped: --init needs /usr/bin/tini-static (Debian package tini)");
+        return;
+    }
+    let env = Env::new();
+    let out = env.bosun(&[
+        "run",
+        "--rm",
+        "--init",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "ps -o pid,args; exit 5",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ps = String::from_utf8_lossy(&out.stdout);
+    let pid1 = ps
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or_default();
+    assert!(
+        pid1.contains("/sbin/docker-init"),
+        "PID 1 is not the init:\n{ps}"
+    );
+    env.assert_empty();
+}
+
+#[test]
 fn stdin_is_passed_with_i() {
     require_root!();
     let env = Env::new();

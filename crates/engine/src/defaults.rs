@@ -102,3 +102,10 @@ pub const ALL_CAPABILITIES: &[&str] = &[
     "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
+
+/// The host binary `--init` runs as the container's PID 1: Debian's statically
+/// linked tini (package `tini`), the init Docker ships as `docker-init`.
+pub const INIT_BINARY: &str = "/usr/bin/tini-static";
+
+/// Where `--init` mounts it inside the container, as Docker does.
+pub const INIT_PATH: &str = "/sbin/docker-init";

@@ -96,6 +96,18 @@ pub fn hostname(opts: &RunOptions, id: &str) -> String {
         .unwrap_or_else(|| id.chars().take(12).collect())
 }
 
+/// The argv the container's process runs: the command, behind the init
+/// process when `--init` asked for one (`docker-init -- CMD…`, as Docker does).
+pub fn process_args(image: &ImageDefaults, opts: &RunOptions) -> Result<Vec<String>> {
+    let argv = command_line(image, opts)?;
+    if !opts.init {
+        return Ok(argv);
+    }
+    let mut with_init = vec![defaults::INIT_PATH.to_string(), "--".to_string()];
+    with_init.extend(argv);
+    Ok(with_init)
+}
+
 /// Builds the spec.
 pub fn build_spec(image: &ImageDefaults, opts: &RunOptions, ctx: &SpecContext) -> Result<Spec> {
     let host = hostname(opts, &ctx.id);
@@ -106,7 +118,7 @@ pub fn build_spec(image: &ImageDefaults, opts: &RunOptions, ctx: &SpecContext) -
         "process": {
             "terminal": opts.tty,
             "user": {"uid": uid, "gid": gid, "additionalGids": groups},
-            "args": command_line(image, opts)?,
+            "args": process_args(image, opts)?,
             "env": environment(image, opts, &host),
             "cwd": opts.workdir.clone().or_else(|| image.working_dir.clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
@@ -183,6 +195,13 @@ fn mounts(opts: &RunOptions, ctx: &SpecContext) -> Vec<Value> {
     ];
     for (host, dest) in &ctx.etc_files {
         m.push(bind(host, dest, false));
+    }
+    if opts.init {
+        m.push(bind(
+            Path::new(defaults::INIT_BINARY),
+            defaults::INIT_PATH,
+            true,
+        ));
     }
     for v in &opts.volumes {
         m.push(bind(&v.host, &v.container, v.read_only));

@@ -163,3 +163,25 @@ fn cap_drop_all_leaves_only_added() {
         json!(["CAP_CHOWN"])
     );
 }
+
+#[test]
+fn init_runs_the_command_behind_docker_init() {
+    let opts = RunOptions {
+        init: true,
+        command: vec!["sleep".into(), "1".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        process_args(&image(), &opts).unwrap(),
+        ["/sbin/docker-init", "--", "/entry", "sleep", "1"]
+    );
+    let json = serde_json::to_value(build_spec(&image(), &opts, &ctx()).unwrap()).unwrap();
+    let init = json["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/sbin/docker-init")
+        .unwrap();
+    assert_eq!(init["source"], defaults::INIT_BINARY);
+    assert!(init["options"].as_array().unwrap().contains(&json!("ro")));
+}

@@ -149,8 +149,11 @@ pub fn request(a: &Args) -> Result<CreateRequest> {
     for e in &a.env {
         env.extend(options::parse_env(e)?);
     }
-    if a.init {
-        bail!("--init is not supported: bosun ships no init binary the image could run");
+    if a.init && !std::path::Path::new(engine::defaults::INIT_BINARY).is_file() {
+        bail!(
+            "--init needs {} (Debian package tini): not found",
+            engine::defaults::INIT_BINARY
+        );
     }
     let opts = RunOptions {
         name: a.name.clone(),
