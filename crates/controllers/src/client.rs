@@ -45,13 +45,32 @@ pub async fn from_kubeconfig(path: &Path, server: Option<&str>) -> Result<Client
 
 /// Runs the scheduler and the controllers against the server whose admin
 /// kubeconfig is at `kubeconfig` (used by `bosun server`).
-pub async fn run_control_loops(kubeconfig: std::path::PathBuf) -> Result<(), ClientError> {
+pub async fn run_control_loops(
+    kubeconfig: std::path::PathBuf,
+    with_scheduler: bool,
+    with_controllers: bool,
+) -> Result<(), ClientError> {
     let client = from_kubeconfig(&kubeconfig, None).await?;
-    let sched = scheduler::run(client.clone(), scheduler::Config::default());
-    let ctrl = crate::run(client);
+    let sched = async {
+        if with_scheduler {
+            if let Err(e) = scheduler::run(client.clone(), scheduler::Config::default()).await {
+                tracing::error!(error = %e, "scheduler stopped");
+            }
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let ctrl = async {
+        if with_controllers {
+            crate::run(client.clone()).await;
+            tracing::error!("controller manager stopped");
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
     tokio::select! {
-        r = sched => if let Err(e) = r { tracing::error!(error = %e, "scheduler stopped") },
-        _ = ctrl => tracing::error!("controller manager stopped"),
+        () = sched => {}
+        () = ctrl => {}
     }
     Ok(())
 }

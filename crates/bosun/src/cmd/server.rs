@@ -41,6 +41,12 @@ pub struct Args {
     /// Shared secret agents join with (also accepted as a bearer token).
     #[arg(long, env = "BOSUN_TOKEN")]
     token: Option<String>,
+    /// Do not run the scheduler in this process (as k3s's flag).
+    #[arg(long, env = "BOSUN_DISABLE_SCHEDULER")]
+    disable_scheduler: bool,
+    /// Do not run the controller manager in this process (as k3s's flag).
+    #[arg(long, env = "BOSUN_DISABLE_CONTROLLER_MANAGER")]
+    disable_controller_manager: bool,
     /// Extra host names or IPs for the serving certificate.
     #[arg(long = "tls-san", env = "BOSUN_TLS_SAN", value_delimiter = ',')]
     tls_san: Vec<String>,
@@ -86,9 +92,13 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
         running.kubeconfig.display()
     );
     // Scheduler and controller manager: ordinary API clients of this server.
-    tokio::spawn(controllers::client::run_control_loops(
-        running.kubeconfig.clone(),
-    ));
+    if !(args.disable_scheduler && args.disable_controller_manager) {
+        tokio::spawn(controllers::client::run_control_loops(
+            running.kubeconfig.clone(),
+            !args.disable_scheduler,
+            !args.disable_controller_manager,
+        ));
+    }
     tokio::select! {
         _ = running.serve() => {}
         _ = tokio::signal::ctrl_c() => {}

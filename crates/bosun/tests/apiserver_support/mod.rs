@@ -113,6 +113,10 @@ fn spawn(dir: &tempfile::TempDir, data_dir: &Path, kubeconfig: &Path, extra: &[S
             "127.0.0.1",
             "--https-listen-port",
             "0",
+            // These tests pin down the API server's own semantics; controllers
+            // writing status concurrently would race with them.
+            "--disable-scheduler",
+            "--disable-controller-manager",
         ])
         .arg("--data-dir")
         .arg(data_dir)
