@@ -125,6 +125,37 @@ impl Cgroup {
     /// cpuset directories get their parent's cpus and mems so tasks can join;
     /// on a v2 host the ancestors delegate every controller they have.
     pub fn create(&self) -> Result<()> {
+        // Another process may remove an empty shared parent (see
+        // `prune_empty_parent`) between our mkdir of it and of our own dir.
+        let mut tries = 0;
+        loop {
+            match self.create_once() {
+                Err(Error::Create { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && tries < 5 =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Removes the cgroup's parent directory in every hierarchy if it is
+    /// empty (no other container's cgroup below it), never a hierarchy root.
+    /// A parent still in use is left alone. Used by the engine for the shared
+    /// `/bosun` parent, so removing the last container leaves nothing behind.
+    pub fn prune_empty_parent(&self) {
+        for d in &self.dirs {
+            if let Some(parent) = d.path.parent() {
+                if parent != d.mount.mountpoint && parent.starts_with(&d.mount.mountpoint) {
+                    // EBUSY / ENOTEMPTY mean another cgroup still lives there.
+                    let _ = std::fs::remove_dir(parent);
+                }
+            }
+        }
+    }
+
+    fn create_once(&self) -> Result<()> {
         for d in &self.dirs {
             if d.mount.v2 {
                 let enable = if self.version == Version::V2 {

@@ -8,6 +8,18 @@ use std::str::FromStr;
 use crate::{Error, Result};
 
 /// Writes `value` to `dir/file` (no newline: the kernel parses the write).
+/// Makes one cgroup directory; one that already exists is fine.
+pub(crate) fn mkdir(dir: &Path) -> Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(Error::Create {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 pub(crate) fn write(dir: &Path, file: &str, value: impl ToString) -> Result<()> {
     let path = dir.join(file);
     let value = value.to_string();

@@ -185,6 +185,31 @@ fn the_seventeenth_process_cannot_fork_under_a_pids_limit_of_16() {
 }
 
 #[test]
+fn an_empty_shared_parent_is_pruned_only_when_its_last_child_is_gone() {
+    let Some(h) = host() else { return };
+    let t = TestCg::new(&h);
+    let other = Cgroup::new(&h, Some(&format!("/{}/other", t.name)), "other").unwrap();
+    other.create().unwrap();
+    t.cg.destroy().unwrap();
+    t.cg.prune_empty_parent();
+    for dir in t.parent.dirs() {
+        assert!(
+            dir.exists(),
+            "{} pruned while `other` still lives in it",
+            dir.display()
+        );
+    }
+    other.destroy().unwrap();
+    other.prune_empty_parent();
+    for dir in t.parent.dirs() {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    // A create racing with the prune recreates the parent.
+    t.cg.create().unwrap();
+    assert!(t.cg.exists());
+}
+
+#[test]
 fn destroy_kills_leftovers_and_removes_every_directory() {
     let Some(h) = host() else { return };
     let t = TestCg::new(&h);

@@ -31,13 +31,15 @@ pub fn release(engine: &Engine, record: &ContainerRecord) -> Result<()> {
     first.map_or(Ok(()), Err)
 }
 
-/// The cgroup at /bosun/<id>, in case the runtime did not remove it.
+/// The cgroup at /bosun/<id>, in case the runtime did not remove it, and
+/// the shared /bosun parent once no container uses it.
 fn destroy_cgroup(id: &str) {
     if let Ok(h) = cgroups::Hierarchy::detect() {
         if let Ok(cg) = cgroups::Cgroup::new(&h, Some(&format!("/bosun/{id}")), id) {
             if cg.exists() {
                 let _ = cg.destroy();
             }
+            cg.prune_empty_parent();
         }
     }
 }

@@ -13,42 +13,29 @@ pub(crate) mod hugetlb;
 pub(crate) mod memory;
 pub(crate) mod pids;
 
-use std::fs;
-use std::io::ErrorKind;
 use std::path::Path;
 
 use oci_spec::runtime::LinuxResources;
 
-use crate::{v2, Cgroup, Error, Result, Stats, Version};
+use crate::{fsutil, v2, Cgroup, Error, Result, Stats, Version};
 
 /// Makes `dir` and any missing parents below `mountpoint`, one level at a
 /// time so that each new cpuset level gets its parent's cpus and mems (a v1
 /// cpuset with empty cpus or mems refuses tasks).
 pub(crate) fn create(mountpoint: &Path, dir: &Path, cpuset: bool) -> Result<()> {
     let Ok(rel) = dir.strip_prefix(mountpoint) else {
-        return mkdir(dir);
+        return fsutil::mkdir(dir);
     };
     let mut parent = mountpoint.to_path_buf();
     for part in rel.components() {
         let current = parent.join(part);
-        mkdir(&current)?;
+        fsutil::mkdir(&current)?;
         if cpuset {
             cpuset::inherit(&parent, &current)?;
         }
         parent = current;
     }
     Ok(())
-}
-
-fn mkdir(dir: &Path) -> Result<()> {
-    match fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(Error::Create {
-            path: dir.to_path_buf(),
-            source,
-        }),
-    }
 }
 
 /// Applies every controller's part, in runc's order (cpuset before the

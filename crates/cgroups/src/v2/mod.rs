@@ -13,15 +13,13 @@ pub(crate) mod io;
 pub(crate) mod memory;
 pub(crate) mod unified;
 
-use std::fs;
-use std::io::ErrorKind;
 use std::path::Path;
 
 use oci_spec::runtime::LinuxResources;
 
 use crate::cgroup::Dir;
 use crate::hierarchy::read_controllers;
-use crate::{fsutil, v1, Cgroup, Error, Result, Stats};
+use crate::{fsutil, v1, Cgroup, Result, Stats};
 
 /// Which controllers `create` delegates down to the new cgroup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +34,7 @@ pub(crate) enum Enable {
 /// controllers into each new level first when asked.
 pub(crate) fn create(mountpoint: &Path, dir: &Path, enable: Enable) -> Result<()> {
     let Ok(rel) = dir.strip_prefix(mountpoint) else {
-        return mkdir(dir);
+        return fsutil::mkdir(dir);
     };
     let mut parent = mountpoint.to_path_buf();
     for part in rel.components() {
@@ -44,21 +42,10 @@ pub(crate) fn create(mountpoint: &Path, dir: &Path, enable: Enable) -> Result<()
             delegate(&parent, None)?;
         }
         let current = parent.join(part);
-        mkdir(&current)?;
+        fsutil::mkdir(&current)?;
         parent = current;
     }
     Ok(())
-}
-
-fn mkdir(dir: &Path) -> Result<()> {
-    match fs::create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(Error::Create {
-            path: dir.to_path_buf(),
-            source,
-        }),
-    }
 }
 
 /// Enables in `dir`'s subtree_control the controllers it offers (all, or
