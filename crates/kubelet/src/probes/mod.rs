@@ -1,0 +1,2 @@
+//! Container probes: exec (through CRI ExecSync), httpGet and tcpSocket,
+//! for liveness, readiness and startup.
