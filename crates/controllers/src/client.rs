@@ -44,33 +44,57 @@ pub async fn from_kubeconfig(path: &Path, server: Option<&str>) -> Result<Client
 }
 
 /// Runs the scheduler and the controllers against the server whose admin
-/// kubeconfig is at `kubeconfig` (used by `bosun server`).
+/// kubeconfig is at `kubeconfig` (used by `bosun server`). Each is elected
+/// through its own Lease (`kube-scheduler`, `kube-controller-manager`), so
+/// of several servers on one store only the holders run the loops.
 pub async fn run_control_loops(
     kubeconfig: std::path::PathBuf,
     with_scheduler: bool,
     with_controllers: bool,
+    opts: crate::Options,
 ) -> Result<(), ClientError> {
     let client = from_kubeconfig(&kubeconfig, None).await?;
+    let identity = crate::leader::identity();
     let sched = async {
-        if with_scheduler {
-            if let Err(e) = scheduler::run(client.clone(), scheduler::Config::default()).await {
-                tracing::error!(error = %e, "scheduler stopped");
-            }
-        } else {
-            std::future::pending::<()>().await;
+        if !with_scheduler {
+            return std::future::pending::<()>().await;
         }
+        let cfg = crate::leader::Config::new("kube-scheduler", &identity);
+        crate::leader::run(client.clone(), cfg, || {
+            let kc = kubeconfig.clone();
+            async move {
+                match from_kubeconfig(&kc, None).await {
+                    Ok(c) => {
+                        if let Err(e) = scheduler::run(c, scheduler::Config::default()).await {
+                            tracing::error!(error = %e, "scheduler stopped");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "scheduler: no client"),
+                }
+            }
+        })
+        .await;
     };
     let ctrl = async {
-        if with_controllers {
-            crate::run(client.clone()).await;
-            tracing::error!("controller manager stopped");
-        } else {
-            std::future::pending::<()>().await;
+        if !with_controllers {
+            return std::future::pending::<()>().await;
         }
+        let cfg = crate::leader::Config::new("kube-controller-manager", &identity);
+        crate::leader::run(client.clone(), cfg, || {
+            let kc = kubeconfig.clone();
+            let opts = opts.clone();
+            async move {
+                match from_kubeconfig(&kc, None).await {
+                    Ok(c) => {
+                        crate::run(c, opts).await;
+                        tracing::error!("controller manager stopped");
+                    }
+                    Err(e) => tracing::error!(error = %e, "controller manager: no client"),
+                }
+            }
+        })
+        .await;
     };
-    tokio::select! {
-        () = sched => {}
-        () = ctrl => {}
-    }
+    tokio::join!(sched, ctrl);
     Ok(())
 }

@@ -10,12 +10,18 @@ pub mod client;
 pub mod context;
 pub mod deployment;
 pub mod expectations;
+pub mod gc;
+pub mod leader;
 mod manager;
+pub mod namespace;
+pub mod nodeipam;
+pub mod podgc;
 pub mod podutil;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod sim;
 
-pub use manager::run;
+pub use manager::{run, Options};
 
 /// Why a reconcile failed (retried with backoff).
 #[derive(Debug, thiserror::Error)]

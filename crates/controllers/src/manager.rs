@@ -1,7 +1,7 @@
 //! Starts every controller with its own work queue over the shared caches.
 
 use crate::context::Context;
-use crate::{deployment, replicaset, Error};
+use crate::{deployment, gc, namespace, nodeipam, podgc, replicaset, serviceaccount, Error};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -16,8 +16,29 @@ fn error_policy<K>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(2))
 }
 
+/// Settings of the controllers that have any (`bosun server` flags).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Cluster CIDR node IPAM carves pod CIDRs from.
+    pub cluster_cidr: String,
+    /// Prefix length of each node's pod CIDR.
+    pub node_cidr_mask_size: u8,
+    /// Terminated pods kept before pod GC deletes the oldest.
+    pub terminated_pod_gc_threshold: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            cluster_cidr: nodeipam::DEFAULT_CLUSTER_CIDR.into(),
+            node_cidr_mask_size: nodeipam::DEFAULT_NODE_MASK,
+            terminated_pod_gc_threshold: podgc::DEFAULT_THRESHOLD,
+        }
+    }
+}
+
 /// Runs the controllers until the process ends.
-pub async fn run(client: Client) {
+pub async fn run(client: Client, opts: Options) {
     let ctx = Arc::new(Context::start(client.clone()).await);
     let wc = watcher::Config::default;
     let cfg = Config::default().concurrency(8);
@@ -31,5 +52,18 @@ pub async fn run(client: Client) {
         .with_config(cfg)
         .run(deployment::reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
-    futures::join!(rs, deploy);
+    let cleanup = async {
+        futures::join!(
+            gc::run(client.clone()),
+            namespace::run(client.clone()),
+            serviceaccount::run(client.clone()),
+            podgc::run(ctx.clone(), opts.terminated_pod_gc_threshold),
+            nodeipam::run(
+                client.clone(),
+                opts.cluster_cidr.clone(),
+                opts.node_cidr_mask_size
+            ),
+        )
+    };
+    futures::join!(rs, deploy, cleanup);
 }

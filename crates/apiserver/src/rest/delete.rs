@@ -57,6 +57,24 @@ fn options(req: &Req<'_>) -> ApiResult<Options> {
     Ok(o)
 }
 
+/// The garbage-collector finalizers a propagation policy asks for (as
+/// upstream: Orphan and Foreground exclude each other, an explicit
+/// Background drops both; no policy leaves them as they are).
+fn gc_finalizers(finalizers: &mut Vec<String>, policy: Option<&str>) {
+    let (add, drop): (Option<&str>, &[&str]) = match policy {
+        Some("Orphan") => (Some("orphan"), &["foregroundDeletion"]),
+        Some("Foreground") => (Some("foregroundDeletion"), &["orphan"]),
+        Some("Background") => (None, &["orphan", "foregroundDeletion"]),
+        _ => (None, &[]),
+    };
+    finalizers.retain(|f| !drop.contains(&f.as_str()));
+    if let Some(a) = add {
+        if !finalizers.iter().any(|f| f == a) {
+            finalizers.push(a.to_string());
+        }
+    }
+}
+
 /// Seconds a pod gets to stop, or None to remove it at once.
 fn pod_grace(obj: &Value, requested: Option<i64>) -> Option<i64> {
     let scheduled = !obj["spec"]["nodeName"].as_str().unwrap_or("").is_empty();
@@ -135,15 +153,7 @@ impl Api {
         }
         let mut finalizers = meta::finalizers(&obj);
         let already = meta::meta(&obj).is_some_and(|m| m.contains_key("deletionTimestamp"));
-        match opts.propagation.as_deref() {
-            Some("Orphan") if !finalizers.iter().any(|f| f == "orphan") => {
-                finalizers.push("orphan".into())
-            }
-            Some("Foreground") if !finalizers.iter().any(|f| f == "foregroundDeletion") => {
-                finalizers.push("foregroundDeletion".into())
-            }
-            _ => {}
-        }
+        gc_finalizers(&mut finalizers, opts.propagation.as_deref());
         if r.plural == "namespaces" {
             let spec_fin = obj["spec"]["finalizers"]
                 .as_array()
@@ -189,6 +199,10 @@ impl Api {
         grace: i64,
         already: bool,
     ) -> Result<Response<Body>, Option<ApiError>> {
+        if already && grace == 0 {
+            // A forced delete of an object already terminating ends its grace period.
+            meta::set(&mut obj, "deletionGracePeriodSeconds", json!(0));
+        }
         if !already {
             let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
             meta::set(
@@ -198,7 +212,7 @@ impl Api {
             );
             meta::set(&mut obj, "deletionGracePeriodSeconds", json!(grace));
         }
-        if !finalizers.is_empty() {
+        if !finalizers.is_empty() || !meta::finalizers(&obj).is_empty() {
             meta::set(&mut obj, "finalizers", json!(finalizers));
         }
         if req.dry_run() {
@@ -235,5 +249,28 @@ impl Api {
         let list = json!({"kind": r.list_kind(), "apiVersion": r.api_version(),
                           "metadata": {"resourceVersion": self.cache.revision().to_string()}, "items": items});
         Ok(body::json(200, &list))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gc_finalizers;
+
+    fn run(start: &[&str], policy: Option<&str>) -> Vec<String> {
+        let mut f: Vec<String> = start.iter().map(|s| s.to_string()).collect();
+        gc_finalizers(&mut f, policy);
+        f
+    }
+
+    #[test]
+    fn propagation_policy_sets_the_gc_finalizers_like_upstream() {
+        assert_eq!(run(&["x"], Some("Orphan")), vec!["x", "orphan"]);
+        assert_eq!(
+            run(&["orphan"], Some("Foreground")),
+            vec!["foregroundDeletion"]
+        );
+        assert!(run(&["orphan", "foregroundDeletion"], Some("Background")).is_empty());
+        assert_eq!(run(&["orphan"], None), vec!["orphan"]);
+        assert_eq!(run(&["orphan"], Some("Orphan")), vec!["orphan"]);
     }
 }

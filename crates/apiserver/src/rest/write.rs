@@ -29,6 +29,20 @@ pub(super) enum Part {
     Status,
 }
 
+/// Whether an update removed the last finalizer of an object being deleted
+/// whose grace period is over (upstream's ShouldDeleteDuringUpdate): a pod
+/// still terminating gracefully stays until its kubelet confirms.
+fn last_finalizer_gone(old: &Value, new: &Value) -> bool {
+    let grace_over = meta::meta(old)
+        .and_then(|m| m.get("deletionGracePeriodSeconds"))
+        .and_then(Value::as_i64)
+        .is_none_or(|g| g == 0);
+    meta::meta(new).is_some_and(|m| m.contains_key("deletionTimestamp"))
+        && meta::finalizers(new).is_empty()
+        && !meta::finalizers(old).is_empty()
+        && grace_over
+}
+
 fn random_suffix() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
@@ -324,9 +338,7 @@ impl Api {
         }
         let mut new = new;
         meta::remove(&mut new, "resourceVersion");
-        if meta::meta(&new).is_some_and(|m| m.contains_key("deletionTimestamp"))
-            && meta::finalizers(&new).is_empty()
-        {
+        if last_finalizer_gone(&old, &new) {
             return Ok(Outcome::Remove);
         }
         Ok(Outcome::Write(new))

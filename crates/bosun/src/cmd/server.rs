@@ -47,6 +47,15 @@ pub struct Args {
     /// Do not run the controller manager in this process (as k3s's flag).
     #[arg(long, env = "BOSUN_DISABLE_CONTROLLER_MANAGER")]
     disable_controller_manager: bool,
+    /// Network pod CIDRs are assigned to nodes from (as k3s's flag).
+    #[arg(long, env = "BOSUN_CLUSTER_CIDR", default_value = controllers::nodeipam::DEFAULT_CLUSTER_CIDR)]
+    cluster_cidr: String,
+    /// Prefix length of each node's pod CIDR.
+    #[arg(long, env = "BOSUN_NODE_CIDR_MASK_SIZE", default_value_t = controllers::nodeipam::DEFAULT_NODE_MASK)]
+    node_cidr_mask_size: u8,
+    /// Terminated pods kept before the oldest are deleted (kube-controller-manager's flag).
+    #[arg(long, env = "BOSUN_TERMINATED_POD_GC_THRESHOLD", default_value_t = controllers::podgc::DEFAULT_THRESHOLD)]
+    terminated_pod_gc_threshold: usize,
     /// Extra host names or IPs for the serving certificate.
     #[arg(long = "tls-san", env = "BOSUN_TLS_SAN", value_delimiter = ',')]
     tls_san: Vec<String>,
@@ -71,6 +80,8 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             e => format!("cannot connect to the datastore {e}"),
         })?;
     store::spawn_compactor(store.clone(), store::CompactorConfig::default());
+    controllers::nodeipam::cidr::Allocator::new(&args.cluster_cidr, args.node_cidr_mask_size)
+        .context("invalid --cluster-cidr / --node-cidr-mask-size")?;
     let cfg = apiserver::Config {
         data_dir: args.data_dir.clone(),
         bind_address: args.bind_address,
@@ -97,6 +108,11 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             running.kubeconfig.clone(),
             !args.disable_scheduler,
             !args.disable_controller_manager,
+            controllers::Options {
+                cluster_cidr: args.cluster_cidr.clone(),
+                node_cidr_mask_size: args.node_cidr_mask_size,
+                terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
+            },
         ));
     }
     tokio::select! {

@@ -11,9 +11,42 @@ use std::time::{Duration, Instant};
 /// A running server plus the simulators started against it.
 pub struct Cluster {
     server: Child,
+    /// Extra `bosun server` flags, kept for restarts.
+    extra: Vec<String>,
     sims: Vec<Child>,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
+}
+
+/// Starts `bosun server` on loopback with its log in `dir/server.log` (appended).
+fn spawn_server(
+    dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    extra: &[String],
+    port: u16,
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("server log");
+    Command::new(env!("CARGO_BIN_EXE_bosun"))
+        .args([
+            "server",
+            "--bind-address",
+            "127.0.0.1",
+            "--https-listen-port",
+        ])
+        .arg(port.to_string())
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--write-kubeconfig")
+        .arg(kubeconfig)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start bosun server")
 }
 
 pub fn kubectl_available() -> bool {
@@ -22,35 +55,49 @@ pub fn kubectl_available() -> bool {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// A server with extra flags (e.g. `--datastore-endpoint`).
+    pub fn start_with(extra: &[&str]) -> Cluster {
         let dir = testkit::scratch_dir();
         let kubeconfig = dir.path().join("admin.kubeconfig");
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
-        let server = Command::new(env!("CARGO_BIN_EXE_bosun"))
-            .args([
-                "server",
-                "--bind-address",
-                "127.0.0.1",
-                "--https-listen-port",
-                "0",
-                "--data-dir",
-            ])
-            .arg(dir.path().join("data"))
-            .arg("--write-kubeconfig")
-            .arg(&kubeconfig)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start bosun server");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let server = spawn_server(dir.path(), &kubeconfig, &extra, 0);
         let c = Cluster {
             server,
+            extra,
             sims: Vec::new(),
             dir,
             kubeconfig,
         };
-        c.wait("server ready", || {
-            c.kubectl(&["get", "--raw", "/readyz"]).is_ok()
-        });
+        c.wait_ready();
         c
+    }
+
+    fn wait_ready(&self) {
+        self.wait("server ready", || {
+            self.kubectl(&["get", "--raw", "/readyz"]).is_ok()
+        });
+    }
+
+    /// The server's process id.
+    pub fn server_pid(&self) -> u32 {
+        self.server.id()
+    }
+
+    /// SIGKILLs the server (its data dir stays).
+    pub fn kill_server(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+
+    /// Kills the server and starts it again on the same data dir (a new
+    /// port: the kubeconfig is rewritten; simulators started before keep the old one).
+    pub fn restart_server(&mut self) {
+        self.kill_server();
+        self.server = spawn_server(self.dir.path(), &self.kubeconfig, &self.extra, 0);
+        self.wait_ready();
     }
 
     /// Starts `bosun sim-nodes` with extra flags; returns its index.
