@@ -38,6 +38,8 @@ fn spawn_server(
             "--https-listen-port",
         ])
         .arg(port.to_string())
+        // Simulated nodes only: no real kubelet on this machine.
+        .arg("--disable-agent")
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--write-kubeconfig")
