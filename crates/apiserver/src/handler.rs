@@ -32,6 +32,8 @@ pub struct Handler {
     pub ready: AtomicBool,
     pub server_address: String,
     pub openapi: crate::openapi::Docs,
+    /// Proxies pods/log, exec, attach and portforward to kubelets.
+    pub kubelet: crate::kubelet::KubeletClient,
 }
 
 fn header_str(req: &Request<hyper::body::Incoming>, name: header::HeaderName) -> &str {
@@ -115,6 +117,16 @@ impl Handler {
                     .api
                     .index_of(rp.resource.group, rp.resource.plural)
                     .ok_or_else(ApiError::no_route)?;
+                if rp.resource.group.is_empty()
+                    && rp.resource.plural == "pods"
+                    && rp.name.is_some()
+                    && rp
+                        .subresource
+                        .as_deref()
+                        .is_some_and(|s| crate::kubelet::SUBRESOURCES.contains(&s))
+                {
+                    return self.kubelet.proxy(&self.api, &rp, req).await;
+                }
                 let method = req.method().clone();
                 let accept = header_str(&req, header::ACCEPT).to_string();
                 let content_type = header_str(&req, header::CONTENT_TYPE).to_string();

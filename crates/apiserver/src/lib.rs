@@ -16,6 +16,7 @@ mod bootstrap;
 pub mod cache;
 pub mod discovery;
 pub mod handler;
+pub mod kubelet;
 pub mod meta;
 pub mod metrics;
 pub mod openapi;

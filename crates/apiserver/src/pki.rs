@@ -36,6 +36,9 @@ pub struct Pki {
     pub server_key: String,
     pub admin_cert: String,
     pub admin_key: String,
+    /// The API server's client certificate towards kubelets, signed at every start.
+    pub kubelet_client_cert: String,
+    pub kubelet_client_key: String,
 }
 
 const CA_NAME: &str = "bosun-ca";
@@ -122,7 +125,7 @@ pub fn write_private(path: &Path, contents: &str) -> Result<()> {
 
 /// Loads the CA from `dir` (making it on first start), signs a fresh serving
 /// certificate for `hosts` (IPs or DNS names), and makes the admin client
-/// certificate once.
+/// certificate once; the kubelet client certificate is made at every start.
 pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki> {
     let ca_cert_path = dir.join("ca.crt");
     let ca_key_path = dir.join("ca.key");
@@ -169,7 +172,18 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> Result<Pki> {
             (cert.pem(), key.serialize_pem())
         }
     };
+    let kubelet_key = KeyPair::generate().map_err(cert_err("kubelet client key"))?;
+    let kubelet_client = leaf_params(
+        vec![],
+        "kube-apiserver-kubelet-client",
+        Some("system:masters"),
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )?
+    .signed_by(&kubelet_key, &issuer)
+    .map_err(cert_err("kubelet client"))?;
     Ok(Pki {
+        kubelet_client_cert: kubelet_client.pem(),
+        kubelet_client_key: kubelet_key.serialize_pem(),
         ca_cert,
         server_cert: server.pem(),
         server_key: server_key.serialize_pem(),

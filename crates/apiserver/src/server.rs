@@ -169,6 +169,7 @@ pub async fn start(cfg: Config, store: Arc<dyn Store>) -> Result<Running, Server
         ready: Default::default(),
         server_address: format!("{host}:{}", addr.port()),
         openapi: Default::default(),
+        kubelet: crate::kubelet::KubeletClient::new(&pki)?,
     });
     crate::bootstrap::run(&handler.api).await?;
     let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);

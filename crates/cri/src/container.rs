@@ -30,6 +30,11 @@ pub struct ContainerRecord {
     /// `linux.cgroupsPath` of its spec (for stats and resource updates).
     #[serde(default)]
     pub cgroups_path: String,
+    /// The container keeps stdin open for attach (`stdin`, `stdin_once`).
+    #[serde(default)]
+    pub stdin: bool,
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 impl ContainerRecord {

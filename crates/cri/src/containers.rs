@@ -92,6 +92,8 @@ impl Server {
             pid: 0,
             pid_start: 0,
             cgroups_path,
+            stdin: cfg.stdin,
+            stdin_once: cfg.stdin_once,
             mounts: cfg
                 .mounts
                 .iter()
@@ -129,7 +131,7 @@ impl Server {
             )));
         }
         let dir = rec.dir(self.root());
-        let argv = [
+        let mut argv = vec![
             "cri".to_string(),
             "monitor".into(),
             "--oci-root".into(),
@@ -143,6 +145,12 @@ impl Server {
             "--dir".into(),
             dir.display().to_string(),
         ];
+        if rec.stdin {
+            argv.push("--stdin".into());
+        }
+        if rec.stdin_once {
+            argv.push("--stdin-once".into());
+        }
         crate::proc::spawn_detached(&self.inner.config.bosun, &argv, &dir.join("monitor.log"))?;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {

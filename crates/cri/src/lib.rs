@@ -6,9 +6,11 @@
 //! State lives under the configured root (`sandboxes/<id>.json`, CNI cache
 //! and IPAM leases), so a restarted server re-adopts what is running.
 
+pub mod attach;
 mod container;
 mod containers;
 mod error;
+mod exec_stream;
 mod images;
 pub mod monitor;
 mod pods;
@@ -19,6 +21,7 @@ mod server;
 mod spec;
 mod stats;
 mod store;
+mod streaming;
 
 pub use error::{Error, Result};
 pub use images::Images;

@@ -22,6 +22,10 @@ pub struct MonitorArgs {
     pub log_path: PathBuf,
     /// Directory for `pid`, `exit.json` and the runtime's error log.
     pub dir: PathBuf,
+    /// Keep the container's stdin open for attach clients.
+    pub stdin: bool,
+    /// Close it after the first attach session ends its stdin.
+    pub stdin_once: bool,
 }
 
 /// How the container ended.
@@ -42,6 +46,8 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
         .map_err(|e| Error::Failed(format!("set child subreaper: {e}")))?;
     let log = open_log(&a.log_path)?;
     serve_reopen(&a.id, &a.log_path, log.clone())?;
+    let clients = crate::attach::Clients::default();
+    let stdin: crate::attach::Stdin = Default::default();
     let pid_file = a.dir.join("pid");
     let mut create = Command::new(&a.bosun);
     create
@@ -56,13 +62,27 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
         .arg("--pid-file")
         .arg(&pid_file)
         .arg(&a.id)
-        .stdin(Stdio::null())
+        .stdin(if a.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = create.spawn().map_err(io("spawn", &a.bosun))?;
+    if let Ok(mut s) = stdin.lock() {
+        *s = child.stdin.take();
+    }
+    crate::attach::serve(&a.id, clients.clone(), stdin, a.stdin_once)?;
     let pumps: Vec<_> = [
-        child.stdout.take().map(|s| pump(s, "stdout", log.clone())),
-        child.stderr.take().map(|s| pump(s, "stderr", log.clone())),
+        child
+            .stdout
+            .take()
+            .map(|s| pump(s, "stdout", log.clone(), clients.clone())),
+        child
+            .stderr
+            .take()
+            .map(|s| pump(s, "stderr", log.clone(), clients.clone())),
     ]
     .into_iter()
     .flatten()
@@ -94,6 +114,7 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
     for p in pumps {
         let _ = p.join();
     }
+    clients.close();
     let reason = match code {
         0 => "Completed",
         137 if oom_killed(&a.bundle, &a.id) => "OOMKilled",
@@ -210,7 +231,9 @@ fn pump(
     src: impl Read + Send + 'static,
     stream: &'static str,
     log: Log,
+    clients: crate::attach::Clients,
 ) -> std::thread::JoinHandle<()> {
+    let chan = if stream == "stdout" { 1 } else { 2 };
     std::thread::spawn(move || {
         let mut reader = BufReader::new(src);
         let mut buf = Vec::new();
@@ -224,6 +247,7 @@ fn pump(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
+            clients.send(chan, &buf[..n]);
             let full = buf[n - 1] == b'\n';
             let line = if full { &buf[..n - 1] } else { &buf[..n] };
             let tag = if full { "F" } else { "P" };

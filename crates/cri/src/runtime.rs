@@ -187,19 +187,25 @@ impl RuntimeService for Server {
         ))
     }
 
-    async fn exec(&self, _r: Request<v1::ExecRequest>) -> Rpc<v1::ExecResponse> {
-        Err(Status::unimplemented("Exec"))
+    async fn exec(&self, r: Request<v1::ExecRequest>) -> Rpc<v1::ExecResponse> {
+        Ok(Response::new(v1::ExecResponse {
+            url: self.exec_url(r.into_inner()).await?,
+        }))
     }
 
-    async fn attach(&self, _r: Request<v1::AttachRequest>) -> Rpc<v1::AttachResponse> {
-        Err(Status::unimplemented("Attach"))
+    async fn attach(&self, r: Request<v1::AttachRequest>) -> Rpc<v1::AttachResponse> {
+        Ok(Response::new(v1::AttachResponse {
+            url: self.attach_url(r.into_inner()).await?,
+        }))
     }
 
     async fn port_forward(
         &self,
-        _r: Request<v1::PortForwardRequest>,
+        r: Request<v1::PortForwardRequest>,
     ) -> Rpc<v1::PortForwardResponse> {
-        Err(Status::unimplemented("PortForward"))
+        Ok(Response::new(v1::PortForwardResponse {
+            url: self.port_forward_url(r.into_inner()).await?,
+        }))
     }
 
     async fn container_stats(

@@ -35,6 +35,9 @@ pub struct Config {
     pub network_name: String,
     /// Plain HTTP to non-loopback registries.
     pub insecure_registries: bool,
+    /// Where the streaming server (exec/attach/port-forward URLs) listens;
+    /// port 0 picks a free one.
+    pub stream_address: std::net::SocketAddr,
 }
 
 impl Config {
@@ -51,6 +54,7 @@ impl Config {
             pod_cidr: DEFAULT_POD_CIDR.into(),
             network_name: "bosun-pods".into(),
             insecure_registries: false,
+            stream_address: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -68,6 +72,7 @@ pub(crate) struct Inner {
     pub pod_cidr: Mutex<String>,
     pub sandboxes: Mutex<HashMap<String, SandboxRecord>>,
     pub containers: Mutex<HashMap<String, ContainerRecord>>,
+    pub streams: crate::streaming::Streams,
 }
 
 impl Server {
@@ -94,6 +99,7 @@ impl Server {
                     .collect(),
             ),
             config: config.clone(),
+            streams: Default::default(),
         };
         Ok(Self {
             images: Images {
@@ -179,6 +185,7 @@ impl Server {
             }
             _ => {}
         }
+        self.start_streaming().await?;
         let listener = tokio::net::UnixListener::bind(path).map_err(io("listen on", path))?;
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
         let images = v1::image_service_server::ImageServiceServer::new(self.images.clone());

@@ -47,6 +47,11 @@ pub enum CriCommand {
         log_path: PathBuf,
         #[arg(long)]
         dir: PathBuf,
+        /// Keep the container's stdin open for attach.
+        #[arg(long)]
+        stdin: bool,
+        #[arg(long)]
+        stdin_once: bool,
     },
 }
 
@@ -59,6 +64,8 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
             id,
             log_path,
             dir,
+            stdin,
+            stdin_once,
         }) => {
             let bosun = std::env::current_exe().context("find the bosun binary")?;
             let a = cri::monitor::MonitorArgs {
@@ -68,6 +75,8 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 id,
                 log_path,
                 dir,
+                stdin,
+                stdin_once,
             };
             cri::monitor::run(&a).context("container monitor")?;
             return Ok(ExitCode::SUCCESS);
