@@ -267,6 +267,12 @@ async fn delete(client: &Client, e: &Entry, p: Policy) -> Result<(), kube::Error
 
 async fn remove_owners(client: &Client, e: &Entry, uids: &[String]) -> Result<(), kube::Error> {
     let left = graph::without_owners(&e.node.owners, uids);
+    // An empty list is dropped (null in a merge patch), as upstream stores it.
+    let left = if left.is_empty() {
+        json!(null)
+    } else {
+        json!(left)
+    };
     let patch = json!({"metadata": {"ownerReferences": left, "uid": e.node.uid,
                                     "resourceVersion": e.node.resource_version}});
     api_for(client, &e.ar, e.node.namespace.as_deref())
@@ -277,6 +283,11 @@ async fn remove_owners(client: &Client, e: &Entry, uids: &[String]) -> Result<()
 
 async fn remove_finalizer(client: &Client, e: &Entry, f: &str) -> Result<(), kube::Error> {
     let left: Vec<&String> = e.node.finalizers.iter().filter(|x| *x != f).collect();
+    let left = if left.is_empty() {
+        json!(null)
+    } else {
+        json!(left)
+    };
     let patch = json!({"metadata": {"finalizers": left, "uid": e.node.uid,
                                     "resourceVersion": e.node.resource_version}});
     api_for(client, &e.ar, e.node.namespace.as_deref())
