@@ -49,6 +49,7 @@ pub async fn run_control_loops(
     kubeconfig: std::path::PathBuf,
     with_scheduler: bool,
     with_controllers: bool,
+    opts: crate::Options,
 ) -> Result<(), ClientError> {
     let client = from_kubeconfig(&kubeconfig, None).await?;
     let sched = async {
@@ -62,7 +63,7 @@ pub async fn run_control_loops(
     };
     let ctrl = async {
         if with_controllers {
-            crate::run(client.clone()).await;
+            crate::run(client.clone(), opts).await;
             tracing::error!("controller manager stopped");
         } else {
             std::future::pending::<()>().await;

@@ -9,13 +9,16 @@
 pub mod client;
 pub mod context;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod expectations;
 mod manager;
+pub mod nodelifecycle;
 pub mod podutil;
 pub mod replicaset;
 pub mod sim;
 
-pub use manager::run;
+pub use manager::{run, Options};
 
 /// Why a reconcile failed (retried with backoff).
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Starts every controller with its own work queue over the shared caches.
 
 use crate::context::Context;
-use crate::{deployment, replicaset, Error};
+use crate::{deployment, endpointslice, nodelifecycle, replicaset, Error};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -16,8 +16,14 @@ fn error_policy<K>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
     Action::requeue(Duration::from_secs(2))
 }
 
+/// Settings of the controller manager (`bosun server` flags).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub node_lifecycle: nodelifecycle::Config,
+}
+
 /// Runs the controllers until the process ends.
-pub async fn run(client: Client) {
+pub async fn run(client: Client, opts: Options) {
     let ctx = Arc::new(Context::start(client.clone()).await);
     let wc = watcher::Config::default;
     let cfg = Config::default().concurrency(8);
@@ -31,5 +37,7 @@ pub async fn run(client: Client) {
         .with_config(cfg)
         .run(deployment::reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
-    futures::join!(rs, deploy);
+    let lifecycle = nodelifecycle::run(client.clone(), ctx.pods.clone(), opts.node_lifecycle);
+    let endpoints = endpointslice::run(client.clone(), ctx.pods.clone());
+    futures::join!(rs, deploy, lifecycle, endpoints);
 }

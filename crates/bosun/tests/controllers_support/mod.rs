@@ -22,6 +22,11 @@ pub fn kubectl_available() -> bool {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// Starts the server with extra flags (e.g. `--node-monitor-grace-period 5s`).
+    pub fn start_with(extra: &[&str]) -> Cluster {
         let dir = testkit::scratch_dir();
         let kubeconfig = dir.path().join("admin.kubeconfig");
         let log = std::fs::File::create(dir.path().join("server.log")).expect("server log");
@@ -37,6 +42,7 @@ impl Cluster {
             .arg(dir.path().join("data"))
             .arg("--write-kubeconfig")
             .arg(&kubeconfig)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -89,6 +95,32 @@ impl Cluster {
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
+    }
+
+    /// Starts a long-running kubectl (e.g. `get -w`) with stdout piped; killed by the caller.
+    pub fn kubectl_child(&self, args: &[&str]) -> Child {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kubectl")
+    }
+
+    /// Writes `text` to a file in the scratch dir and `kubectl apply`s it.
+    pub fn apply(&self, name: &str, text: &str) {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write manifest");
+        self.must(&["apply", "-f", &path.to_string_lossy()]);
+    }
+
+    /// `kubectl get ... -o json`, parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.must(&a)).unwrap_or(serde_json::Value::Null)
     }
 
     /// kubectl that must succeed.
