@@ -3,8 +3,10 @@
 # second, from the creation of 10 000 pending pods to the last binding) on
 # 1 000 and 5 000 simulated nodes, and the time for a 1 000-replica
 # Deployment to be available on 100 simulated nodes (kubelet delay 0 s).
-# Peer figure: published kube-scheduler results on large clusters are in the
-# low hundreds of pods/s (no kube-scheduler binary on this machine to rerun).
+# Pods are created by load.py (16 keep-alive HTTPS connections) and bindings
+# are timed through a watch. Peer figure: published kube-scheduler results on
+# large clusters are in the low hundreds of pods/s (no kube-scheduler binary
+# on this machine to rerun).
 # Usage: bench/scheduler/run.sh [NODE_COUNTS...]   (default: 1000 5000)
 set -euo pipefail
 BOSUN=${BOSUN:-$(dirname "$0")/../../target/release/bosun}
@@ -39,28 +41,20 @@ sim() { # dir count extra...
   until [ "$(kubectl get nodes -o name 2>/dev/null | wc -l)" -ge "$n" ]; do sleep 1; done
 }
 
-unbound() { kubectl get pods --field-selector spec.nodeName= -o name 2>/dev/null | wc -l; }
-total() { kubectl get pods -o name 2>/dev/null | wc -l; }
-
 throughput() { # nodes
   local n=$1 dir=$work/n$1
   start_server "n$n"
   sim "$dir" "$n" --ready-delay 3600
-  cat > "$dir/pod.json" <<'J'
-{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"bench-","labels":{"app":"bench"}},
- "spec":{"containers":[{"name":"c","image":"busybox","resources":{"requests":{"cpu":"100m","memory":"128Mi"}}}]}}
-J
-  : > "$dir/curl.cfg"
-  for _ in $(seq "$PODS"); do
-    printf 'url = "%s/api/v1/namespaces/default/pods"\nrequest = "POST"\ndata = "@%s/pod.json"\nheader = "Content-Type: application/json"\noutput = "/dev/null"\nnext\n' "$URL" "$dir" >> "$dir/curl.cfg"
-  done
-  local t0 t1 t2
-  t0=$(date +%s.%N)
-  curl -s --no-progress-meter --parallel --parallel-max 32 --cacert "$dir/ca.pem" --cert "$dir/cert.pem" --key "$dir/key.pem" -K "$dir/curl.cfg"
-  t1=$(date +%s.%N)
-  until [ "$(total)" -ge "$PODS" ] && [ "$(unbound)" -eq 0 ]; do sleep 0.5; done
-  t2=$(date +%s.%N)
-  python3 -c "import sys; t0,t1,t2=map(float,sys.argv[1:]); print(f'{$n} nodes: {$PODS} pods created in {t1-t0:.1f} s, all bound after {t2-t0:.1f} s -> {$PODS/(t2-t0):.0f} pods/s (peer kube-scheduler: low hundreds/s; ratio vs 200/s: {$PODS/(t2-t0)/200:.1f}x)')" "$t0" "$t1" "$t2"
+  local out
+  out=$(python3 "$(dirname "$0")/load.py" "$dir" "$URL" bench "$PODS" "${THREADS:-16}")
+  python3 - "$n" "$out" <<'PY'
+import json, sys
+n = sys.argv[1]; r = json.loads(sys.argv[2])
+print(f"{n} nodes: {r['pods']} pods created in {r['create_s']} s ({r['pods']/max(r['create_s'],1e-9):.0f}/s), "
+      f"{r['bound']} bound {r['bind_s']} s after the first create -> {r['pods_per_s']} pods/s "
+      f"(errors {r['errors']}) | kube-scheduler published: ~100-300 pods/s on 1k-5k node clusters "
+      f"(ours/200 = {r['pods_per_s']/200:.1f}x)")
+PY
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; pids=()
 }
 

@@ -33,6 +33,8 @@ pub struct Config {
     pub kubeconfig: PathBuf,
     /// Extra names and addresses for the serving certificate.
     pub tls_sans: Vec<String>,
+    /// tolerationSeconds of the default not-ready/unreachable tolerations of new pods.
+    pub default_tolerations: crate::rest::admit::DefaultTolerations,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +162,7 @@ pub async fn start(cfg: Config, store: Arc<dyn Store>) -> Result<Running, Server
         strategies,
         alloc,
         metrics: metrics.clone(),
+        default_tolerations: cfg.default_tolerations,
     };
     let handler = Arc::new(Handler {
         api,

@@ -1,11 +1,14 @@
 //! Acceptance 6 and 1 of the scheduler/controllers issue, with the real
 //! kubectl against `bosun server` and `bosun sim-nodes`: unschedulable pods
 //! wait with an upstream-worded FailedScheduling event and are placed when a
-//! fitting node appears; a Deployment rolls out, rolls back and scales.
+//! fitting node appears; topology spread constraints balance zones; a
+//! Deployment rolls out (never below replicas − maxUnavailable ready, as
+//! sampled through a watch), rolls back and scales.
 
 mod controllers_support;
 
 use controllers_support::{kubectl_available, Cluster};
+use std::io::BufRead;
 
 #[test]
 fn unschedulable_pods_wait_with_a_reason_then_land_on_a_new_node() {
@@ -118,8 +121,39 @@ fn deployment_rolls_out_rolls_back_and_scales() {
     ]);
     c.must(&["rollout", "status", "deploy/web", "--timeout=180s"]);
     assert_eq!(ready_replicas(&c, "web"), "10/10/10");
+    let mut watch = c.kubectl_child(&[
+        "get",
+        "deploy",
+        "web",
+        "--watch",
+        "-o",
+        "jsonpath={.status.readyReplicas}{\"\\n\"}",
+    ]);
+    let out = watch.stdout.take().expect("watch stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sampler = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(n) = line.trim().parse::<i64>() {
+                let _ = tx.send(n);
+            }
+        }
+    });
+    // kubectl prints the current object first: the watch is live once it has.
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("first sample from the watch");
     c.must(&["set", "image", "deploy/web", "busybox=busybox:2"]);
     c.must(&["rollout", "status", "deploy/web", "--timeout=180s"]);
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let _ = sampler.join();
+    let samples: Vec<i64> = std::iter::once(first).chain(rx.try_iter()).collect();
+    // maxUnavailable defaults to 25% of 10, rounded down: 2.
+    assert!(samples.len() >= 2, "too few samples: {samples:?}");
+    assert!(
+        samples.iter().all(|n| *n >= 8),
+        "ready dropped below 8: {samples:?}"
+    );
     let images = c.must(&[
         "get",
         "pods",
@@ -152,4 +186,77 @@ fn deployment_rolls_out_rolls_back_and_scales() {
     c.wait("scale down to 3", || ready_replicas(&c, "web") == "3/3/3");
     c.must(&["scale", "deploy/web", "--replicas=6"]);
     c.wait("scale up to 6", || ready_replicas(&c, "web") == "6/6/6");
+}
+
+const SPREAD: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: spread}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: spread}}
+  template:
+    metadata: {labels: {app: spread}}
+    spec:
+      topologySpreadConstraints:
+      - {maxSkew: 1, topologyKey: zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: spread}}}
+      containers: [{name: c, image: busybox}]
+"#;
+
+#[test]
+fn topology_spread_balances_zones_and_explains_missing_labels() {
+    if !kubectl_available() {
+        println!("skipped: kubectl not installed");
+        return;
+    }
+    let mut c = Cluster::start();
+    c.sim(&[
+        "--count",
+        "2",
+        "--name-prefix",
+        "za-",
+        "--label",
+        "zone=a",
+        "--ready-delay",
+        "0",
+    ]);
+    c.sim(&[
+        "--count",
+        "1",
+        "--name-prefix",
+        "zb-",
+        "--label",
+        "zone=b",
+        "--ready-delay",
+        "0",
+    ]);
+    c.wait("3 nodes", || {
+        c.kubectl(&["get", "nodes", "-o", "name"])
+            .is_ok_and(|o| o.lines().count() == 3)
+    });
+    c.apply("spread.yaml", SPREAD);
+    c.must(&["rollout", "status", "deploy/spread", "--timeout=180s"]);
+    let nodes = c.must(&[
+        "get",
+        "pods",
+        "-l",
+        "app=spread",
+        "-o",
+        "jsonpath={.items[*].spec.nodeName}",
+    ]);
+    let zone_b = nodes
+        .split_whitespace()
+        .filter(|n| n.starts_with("zb-"))
+        .count();
+    let zone_a = nodes
+        .split_whitespace()
+        .filter(|n| n.starts_with("za-"))
+        .count();
+    assert_eq!((zone_a, zone_b), (2, 2), "{nodes}");
+    c.must(&["run", "racked", "--image=busybox", "--restart=Never", "--labels=app=racked", "--overrides",
+        r#"{"spec":{"topologySpreadConstraints":[{"maxSkew":1,"topologyKey":"rack","whenUnsatisfiable":"DoNotSchedule","labelSelector":{"matchLabels":{"app":"racked"}}}]}}"#]);
+    c.wait("FailedScheduling for the missing topology label", || {
+        c.kubectl(&["get", "events", "-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}"])
+            .is_ok_and(|o| o.contains("0/3 nodes are available: 3 node(s) didn't match pod topology spread constraints (missing required label)."))
+    });
 }

@@ -9,12 +9,15 @@
 pub mod client;
 pub mod context;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod expectations;
 pub mod gc;
 pub mod leader;
 mod manager;
 pub mod namespace;
 pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod podgc;
 pub mod podutil;
 pub mod replicaset;

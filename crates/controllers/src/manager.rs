@@ -1,7 +1,10 @@
 //! Starts every controller with its own work queue over the shared caches.
 
 use crate::context::Context;
-use crate::{deployment, gc, namespace, nodeipam, podgc, replicaset, serviceaccount, Error};
+use crate::{
+    deployment, endpointslice, gc, namespace, nodeipam, nodelifecycle, podgc, replicaset,
+    serviceaccount, Error,
+};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -25,6 +28,8 @@ pub struct Options {
     pub node_cidr_mask_size: u8,
     /// Terminated pods kept before pod GC deletes the oldest.
     pub terminated_pod_gc_threshold: usize,
+    /// Node lifecycle (grace period before a silent node is Unknown).
+    pub node_lifecycle: nodelifecycle::Config,
 }
 
 impl Default for Options {
@@ -33,6 +38,7 @@ impl Default for Options {
             cluster_cidr: nodeipam::DEFAULT_CLUSTER_CIDR.into(),
             node_cidr_mask_size: nodeipam::DEFAULT_NODE_MASK,
             terminated_pod_gc_threshold: podgc::DEFAULT_THRESHOLD,
+            node_lifecycle: nodelifecycle::Config::default(),
         }
     }
 }
@@ -65,5 +71,11 @@ pub async fn run(client: Client, opts: Options) {
             ),
         )
     };
-    futures::join!(rs, deploy, cleanup);
+    let lifecycle = nodelifecycle::run(
+        client.clone(),
+        ctx.pods.clone(),
+        opts.node_lifecycle.clone(),
+    );
+    let endpoints = endpointslice::run(client.clone(), ctx.pods.clone());
+    futures::join!(rs, deploy, cleanup, lifecycle, endpoints);
 }

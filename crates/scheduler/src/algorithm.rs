@@ -5,6 +5,7 @@
 use crate::cache::Cache;
 use crate::filters::{self, PodView};
 use crate::scores;
+use crate::spread::Spread;
 use std::collections::BTreeMap;
 
 /// The outcome of one attempt.
@@ -54,11 +55,16 @@ impl Algorithm {
         let mut feasible = Vec::new();
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut visited = 0;
+        let spread = Spread::prepare(p, cache);
         while visited < total && feasible.len() < want {
             let name = &self.names[(self.next_start + visited) % total];
             visited += 1;
             let Some(n) = cache.node(name) else { continue };
-            match filters::run(p, n) {
+            let verdict = filters::run(p, n).and_then(|()| match spread.filter(n) {
+                Some(r) => Err(vec![r]),
+                None => Ok(()),
+            });
+            match verdict {
                 Ok(()) => feasible.push(n),
                 Err(rs) => {
                     for r in rs {
@@ -73,7 +79,7 @@ impl Algorithm {
         if feasible.is_empty() {
             return Decision::Unschedulable(failure_message(total, &reasons));
         }
-        let scores = scores::score(p, &feasible);
+        let scores = scores::score(p, &feasible, &spread);
         let best = scores
             .iter()
             .enumerate()
@@ -224,6 +230,44 @@ mod tests {
         assert_eq!(
             decide(&mut c, &pod(json!({}))),
             Decision::Node("big".into())
+        );
+    }
+
+    #[test]
+    fn topology_spread_keeps_zones_within_max_skew() {
+        let mut c = Cache::default();
+        for (n, zone) in [("a1", "a"), ("a2", "a"), ("b1", "b")] {
+            let mut node = node(n, "16", json!({}));
+            node.metadata
+                .labels
+                .as_mut()
+                .unwrap()
+                .insert("zone".into(), zone.into());
+            c.upsert_node(node);
+        }
+        let spec = json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+            "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "x"}}}]});
+        let mut zones = std::collections::BTreeMap::<String, i32>::new();
+        for i in 0..6 {
+            let mut p = pod(spec.clone());
+            p.metadata.name = Some(format!("p{i}"));
+            let Decision::Node(n) = decide(&mut c, &p) else {
+                panic!("pod {i} must fit")
+            };
+            *zones.entry(n[..1].to_string()).or_default() += 1;
+            c.assume(&p, &n);
+            let (a, b) = (
+                zones.get("a").copied().unwrap_or(0),
+                zones.get("b").copied().unwrap_or(0),
+            );
+            assert!((a - b).abs() <= 1, "{zones:?}");
+        }
+        let missing = pod(
+            json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "rack",
+            "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "x"}}}]}),
+        );
+        assert!(
+            matches!(decide(&mut c, &missing), Decision::Unschedulable(m) if m.contains("missing required label"))
         );
     }
 

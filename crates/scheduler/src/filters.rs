@@ -54,12 +54,15 @@ fn unschedulable(pod: &Pod, n: &NodeInfo) -> Option<String> {
         .as_ref()
         .and_then(|s| s.unschedulable)
         .unwrap_or(false);
+    if !unsched {
+        return None;
+    }
     let taint = Taint {
         key: "node.kubernetes.io/unschedulable".into(),
         effect: "NoSchedule".into(),
         ..Default::default()
     };
-    (unsched && !tolerated(pod, &taint)).then(|| "node(s) were unschedulable".into())
+    (!tolerated(pod, &taint)).then(|| "node(s) were unschedulable".into())
 }
 
 fn node_name(pod: &Pod, n: &NodeInfo) -> Option<String> {
@@ -127,8 +130,10 @@ fn taints(pod: &Pod, n: &NodeInfo) -> Option<String> {
     None
 }
 
-fn node_labels(n: &NodeInfo) -> BTreeMap<String, String> {
-    n.node.metadata.labels.clone().unwrap_or_default()
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+fn node_labels(n: &NodeInfo) -> &BTreeMap<String, String> {
+    n.node.metadata.labels.as_ref().unwrap_or(&NO_LABELS)
 }
 
 /// Whether one node selector requirement holds for the labels.
@@ -175,7 +180,8 @@ pub fn term_matches(
         && fields.iter().all(|r| requirement_matches(r, &by_name))
 }
 
-fn node_affinity(pod: &Pod, n: &NodeInfo) -> Option<String> {
+/// The pod's nodeSelector and required node affinity against a node.
+pub fn node_affinity(pod: &Pod, n: &NodeInfo) -> Option<String> {
     let s = spec(pod)?;
     let labels = node_labels(n);
     let fail = Some("node(s) didn't match Pod's node affinity/selector".to_string());
@@ -196,7 +202,7 @@ fn node_affinity(pod: &Pod, n: &NodeInfo) -> Option<String> {
         if !req
             .node_selector_terms
             .iter()
-            .any(|t| term_matches(t, &labels, n.name()))
+            .any(|t| term_matches(t, labels, n.name()))
         {
             return fail;
         }

@@ -17,6 +17,7 @@ mod looper;
 pub mod queue;
 pub mod resources;
 pub mod scores;
+pub mod spread;
 
 pub use looper::run;
 

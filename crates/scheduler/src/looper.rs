@@ -173,7 +173,16 @@ impl State {
                     tokio::spawn(async move {
                         let out = bind(&client, &pod, &node, key).await;
                         drop(permit);
+                        let ok = matches!(out, Bound::Ok(_));
                         let _ = tx.send(out);
+                        if ok {
+                            // After the permit is back: events never hold up bindings.
+                            let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+                            let name = pod.metadata.name.as_deref().unwrap_or_default();
+                            let msg = format!("Successfully assigned {ns}/{name} to {node}");
+                            let ev = events::pod_event(&pod, "Normal", "Scheduled", msg);
+                            events::emit(&client, ev).await;
+                        }
                     });
                 }
                 Decision::Unschedulable(msg) => {
@@ -209,11 +218,7 @@ async fn bind(client: &Client, pod: &Pod, node: &str, key: String) -> Bound {
         .create_subresource("binding", &name, &PostParams::default(), &binding)
         .await;
     match res {
-        Ok(_) => {
-            let msg = format!("Successfully assigned {ns}/{name} to {node}");
-            events::emit(client, events::pod_event(pod, "Normal", "Scheduled", msg)).await;
-            Bound::Ok(key)
-        }
+        Ok(_) => Bound::Ok(key),
         Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Bound::Gone(key),
         Err(e) => {
             tracing::warn!(pod = %key, node, error = %e, "binding failed");

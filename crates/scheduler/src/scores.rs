@@ -1,18 +1,24 @@
 //! Score plugins, each 0–100 per node, weighted as upstream's defaults:
 //! least-allocated (1), balanced allocation (1), preferred node affinity (2),
-//! spreading of pods with the same owner (2), normalised over the feasible
-//! nodes where upstream normalises.
+//! topology spread (2: the pod's ScheduleAnyway constraints, else spreading
+//! of pods with the same owner across nodes, as upstream's system default
+//! constraint), normalised over the feasible nodes where upstream normalises.
 
 use crate::cache::NodeInfo;
 use crate::filters::{term_matches, PodView};
+use crate::spread::Spread;
 
 const MAX: i64 = 100;
 
 /// Final weighted scores for the feasible nodes, in the same order.
-pub fn score(p: &PodView, nodes: &[&NodeInfo]) -> Vec<i64> {
+pub fn score(p: &PodView, nodes: &[&NodeInfo], constraints: &Spread) -> Vec<i64> {
     let affinity: Vec<i64> = nodes.iter().map(|n| preferred_affinity(p, n)).collect();
     let affinity = normalize(&affinity, false);
-    let spread: Vec<i64> = nodes.iter().map(|n| owner_count(p, n)).collect();
+    let spread: Vec<i64> = if constraints.has_soft() {
+        nodes.iter().map(|n| constraints.raw_score(n)).collect()
+    } else {
+        nodes.iter().map(|n| owner_count(p, n)).collect()
+    };
     let spread = normalize(&spread, true);
     nodes
         .iter()

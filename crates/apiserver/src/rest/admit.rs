@@ -1,6 +1,7 @@
 //! Admission: small per-resource steps around writes that need server
-//! state — ClusterIP/NodePort allocation, initial pod status, Job selectors
-//! from the Job's uid, the `default` ServiceAccount of a new namespace.
+//! state — ClusterIP/NodePort allocation, initial pod status and the
+//! DefaultTolerationSeconds tolerations, Job selectors from the Job's uid,
+//! the `default` ServiceAccount of a new namespace.
 
 use super::{Api, Req};
 use crate::meta;
@@ -34,6 +35,53 @@ fn qos_class(pod: &Value) -> &'static str {
     }
 }
 
+/// Upstream's DefaultTolerationSeconds admission: how long new pods
+/// tolerate the `not-ready` and `unreachable` NoExecute taints.
+#[derive(Debug, Clone, Copy)]
+pub struct DefaultTolerations {
+    pub not_ready_seconds: i64,
+    pub unreachable_seconds: i64,
+}
+
+impl Default for DefaultTolerations {
+    fn default() -> Self {
+        DefaultTolerations {
+            not_ready_seconds: 300,
+            unreachable_seconds: 300,
+        }
+    }
+}
+
+impl DefaultTolerations {
+    /// Adds the two tolerations to a pod unless it already tolerates the taint.
+    pub fn apply(&self, pod: &mut Value) {
+        let spec = &mut pod["spec"];
+        if !spec["tolerations"].is_array() {
+            spec["tolerations"] = json!([]);
+        }
+        let Some(list) = spec["tolerations"].as_array_mut() else {
+            return;
+        };
+        for (key, secs) in [
+            ("node.kubernetes.io/not-ready", self.not_ready_seconds),
+            ("node.kubernetes.io/unreachable", self.unreachable_seconds),
+        ] {
+            if !list.iter().any(|t| tolerates_no_execute(t, key)) {
+                list.push(json!({"key": key, "operator": "Exists",
+                    "effect": "NoExecute", "tolerationSeconds": secs}));
+            }
+        }
+    }
+}
+
+/// Whether a toleration covers the `key:NoExecute` taint.
+fn tolerates_no_execute(t: &Value, key: &str) -> bool {
+    let effect = t["effect"].as_str().unwrap_or("");
+    let tkey = t["key"].as_str().unwrap_or("");
+    let exists = t["operator"].as_str() == Some("Exists");
+    (effect.is_empty() || effect == "NoExecute") && (tkey == key || (tkey.is_empty() && exists))
+}
+
 impl Api {
     fn plural(&self, req: &Req<'_>) -> &'static str {
         self.strategy(req.idx).resource.plural
@@ -51,6 +99,7 @@ impl Api {
             }),
             "pods" => {
                 obj["status"] = json!({"phase": "Pending", "qosClass": qos_class(obj)});
+                self.default_tolerations.apply(obj);
                 Ok(())
             }
             "jobs" if self.strategy(req.idx).resource.group == "batch" => {
@@ -123,5 +172,29 @@ impl Api {
         if self.plural(req) == "services" {
             self.alloc.release(obj);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_tolerations_are_added_once() {
+        let d = DefaultTolerations {
+            not_ready_seconds: 5,
+            unreachable_seconds: 7,
+        };
+        let mut pod = json!({"spec": {"containers": [], "tolerations": [
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 1}]}});
+        d.apply(&mut pod);
+        let ts = pod["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(ts.len(), 2);
+        assert_eq!(ts[0]["tolerationSeconds"], 1);
+        assert_eq!(ts[1]["key"], "node.kubernetes.io/unreachable");
+        assert_eq!(ts[1]["tolerationSeconds"], 7);
+        let mut all = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
+        d.apply(&mut all);
+        assert_eq!(all["spec"]["tolerations"].as_array().unwrap().len(), 1);
     }
 }

@@ -2,7 +2,7 @@
 //! create, update, patch, delete and deletecollection for every resource,
 //! parameterised by the resource's [`Strategy`].
 
-mod admit;
+pub mod admit;
 mod delete;
 mod patch;
 mod read;
@@ -31,6 +31,8 @@ pub struct Api {
     pub strategies: Arc<Vec<Strategy>>,
     pub alloc: Allocator,
     pub metrics: Arc<Metrics>,
+    /// tolerationSeconds of the not-ready/unreachable tolerations added to new pods.
+    pub default_tolerations: admit::DefaultTolerations,
 }
 
 /// One resource request, parsed.

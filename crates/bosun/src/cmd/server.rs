@@ -65,6 +65,33 @@ pub struct Args {
     /// Extra host names or IPs for the serving certificate.
     #[arg(long = "tls-san", env = "BOSUN_TLS_SAN", value_delimiter = ',')]
     tls_san: Vec<String>,
+    /// How long a node may stop renewing its Lease before it is marked
+    /// NotReady/Unknown and tainted unreachable (e.g. 40s, 500ms, 1m).
+    #[arg(long, default_value = "40s", value_parser = go_duration)]
+    node_monitor_grace_period: std::time::Duration,
+    /// tolerationSeconds of the not-ready:NoExecute toleration added to new pods.
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds of the unreachable:NoExecute toleration added to new pods.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
+}
+
+/// Parses a Go-style duration ("40s", "500ms", "2m", "1h"; a bare number is seconds).
+fn go_duration(s: &str) -> Result<std::time::Duration, String> {
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration such as 40s"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    std::time::Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
 pub fn run(root: &std::path::Path, args: Args) -> anyhow::Result<ExitCode> {
@@ -97,6 +124,10 @@ async fn serve(root: &std::path::Path, args: Args) -> anyhow::Result<ExitCode> {
         token: args.token.clone(),
         kubeconfig: args.write_kubeconfig.clone(),
         tls_sans: args.tls_san.clone(),
+        default_tolerations: apiserver::rest::admit::DefaultTolerations {
+            not_ready_seconds: args.default_not_ready_toleration_seconds,
+            unreachable_seconds: args.default_unreachable_toleration_seconds,
+        },
     };
     let running = apiserver::start(cfg, store).await?;
     println!("bosun server: listening on https://{}", running.addr);
@@ -118,6 +149,9 @@ async fn serve(root: &std::path::Path, args: Args) -> anyhow::Result<ExitCode> {
                 cluster_cidr: args.cluster_cidr.clone(),
                 node_cidr_mask_size: args.node_cidr_mask_size,
                 terminated_pod_gc_threshold: args.terminated_pod_gc_threshold,
+                node_lifecycle: controllers::nodelifecycle::Config {
+                    grace_period: args.node_monitor_grace_period,
+                },
             },
         ));
     }

@@ -140,6 +140,32 @@ impl Cluster {
         }
     }
 
+    /// Starts a long-running kubectl (e.g. `get -w`) with stdout piped; killed by the caller.
+    pub fn kubectl_child(&self, args: &[&str]) -> Child {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kubectl")
+    }
+
+    /// Writes `text` to a file in the scratch dir and `kubectl apply`s it.
+    pub fn apply(&self, name: &str, text: &str) {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write manifest");
+        self.must(&["apply", "-f", &path.to_string_lossy()]);
+    }
+
+    /// `kubectl get ... -o json`, parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.must(&a)).unwrap_or(serde_json::Value::Null)
+    }
+
     /// kubectl that must succeed.
     pub fn must(&self, args: &[&str]) -> String {
         self.kubectl(args)
