@@ -226,7 +226,8 @@ async fn execute(client: &Client, entries: &[Entry], a: &Act) -> bool {
             let owner = &entries[*i];
             let mut ok = true;
             for d in deps {
-                let r = remove_owners(client, &entries[*d], &[owner.node.uid.clone()]).await;
+                let r = remove_owners(client, &entries[*d], std::slice::from_ref(&owner.node.uid))
+                    .await;
                 ok &= log_err("orphaning", &entries[*d], r);
             }
             ok && log_err(
