@@ -75,13 +75,25 @@ impl Server {
         let netns = rec
             .ns_path("net")
             .ok_or_else(|| Error::Failed(format!("pause process of {} died", rec.id)))?;
-        let mut rt = rec.cni_conf(netns);
+        let mut rt = rec.cni_conf(netns.clone());
         rt.port_mappings = ports.iter().filter_map(port_mapping).collect();
         let list = self.network().await;
+        // `lo` up first (the loopback plugin), as containerd does: containers
+        // of a pod talk to each other over 127.0.0.1.
+        let mut lo_rt = rec.cni_conf(netns);
+        lo_rt.ifname = "lo".into();
+        let lo = cni::NetworkConfigList {
+            name: format!("{}-loopback", list.name),
+            cni_version: list.cni_version.clone(),
+            plugins: vec![serde_json::json!({"type": "loopback"})],
+        };
         let cni = self.inner.cni.clone();
-        let result = tokio::task::spawn_blocking(move || cni.add(&list, &rt))
-            .await
-            .map_err(|e| Error::Failed(format!("CNI ADD task: {e}")))??;
+        let result = tokio::task::spawn_blocking(move || {
+            cni.add(&lo, &lo_rt)?;
+            cni.add(&list, &rt)
+        })
+        .await
+        .map_err(|e| Error::Failed(format!("CNI ADD task: {e}")))??;
         rec.attached = true;
         rec.ip = result.address_of("eth0").unwrap_or_default();
         Ok(())
