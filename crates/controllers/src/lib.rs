@@ -8,8 +8,11 @@
 
 pub mod client;
 pub mod context;
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod expectations;
+pub mod job;
 mod manager;
 pub mod podutil;
 pub mod replicaset;

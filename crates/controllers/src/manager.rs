@@ -1,7 +1,7 @@
 //! Starts every controller with its own work queue over the shared caches.
 
 use crate::context::Context;
-use crate::{deployment, replicaset, Error};
+use crate::{cronjob, daemonset, deployment, job, replicaset, Error};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
@@ -11,7 +11,7 @@ use kube::{Api, Client};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn error_policy<K>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
+pub(crate) fn error_policy<K>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
     tracing::debug!(error = %err, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(2))
 }
@@ -31,5 +31,8 @@ pub async fn run(client: Client) {
         .with_config(cfg)
         .run(deployment::reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
-    futures::join!(rs, deploy);
+    let jobs = job::run(client.clone(), ctx.clone());
+    let cronjobs = cronjob::run(client.clone(), ctx.clone());
+    let daemonsets = daemonset::run(client.clone(), ctx.clone());
+    futures::join!(rs, deploy, jobs, cronjobs, daemonsets);
 }
