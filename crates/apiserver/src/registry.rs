@@ -217,6 +217,16 @@ pub static RESOURCES: &[Resource] = &[
     ),
     res(
         "apps",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        true,
+        &[],
+        &[],
+        &[],
+    ),
+    res(
+        "apps",
         "DaemonSet",
         "daemonsets",
         "daemonset",

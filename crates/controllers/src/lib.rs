@@ -8,12 +8,15 @@
 
 pub mod client;
 pub mod context;
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod expectations;
 pub mod gc;
 pub mod leader;
+pub mod job;
 mod manager;
 pub mod namespace;
 pub mod nodeipam;

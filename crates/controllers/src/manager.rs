@@ -2,8 +2,8 @@
 
 use crate::context::Context;
 use crate::{
-    deployment, endpointslice, gc, namespace, nodeipam, nodelifecycle, podgc, replicaset,
-    serviceaccount, Error,
+    cronjob, daemonset, deployment, endpointslice, gc, job, namespace, nodeipam, nodelifecycle,
+    podgc, replicaset, serviceaccount, Error,
 };
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -14,7 +14,7 @@ use kube::{Api, Client};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn error_policy<K>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
+pub(crate) fn error_policy<K>(_obj: Arc<K>, err: &Error, _ctx: Arc<Context>) -> Action {
     tracing::debug!(error = %err, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(2))
 }
@@ -77,5 +77,8 @@ pub async fn run(client: Client, opts: Options) {
         opts.node_lifecycle.clone(),
     );
     let endpoints = endpointslice::run(client.clone(), ctx.pods.clone());
-    futures::join!(rs, deploy, cleanup, lifecycle, endpoints);
+    let jobs = job::run(client.clone(), ctx.clone());
+    let cronjobs = cronjob::run(client.clone(), ctx.clone());
+    let daemonsets = daemonset::run(client.clone(), ctx.clone());
+    futures::join!(rs, deploy, cleanup, lifecycle, endpoints, jobs, cronjobs, daemonsets);
 }

@@ -67,6 +67,7 @@ normalizer!(n_replicaset, apps::ReplicaSet, defaults::replica_set);
 normalizer!(n_statefulset, apps::StatefulSet, defaults::stateful_set);
 normalizer!(n_daemonset, apps::DaemonSet, defaults::daemon_set);
 normalizer!(n_job, batch::Job, defaults::job);
+normalizer!(n_revision, apps::ControllerRevision, nothing);
 normalizer!(n_cronjob, batch::CronJob, defaults::cron_job);
 normalizer!(n_lease, k8s_openapi::api::coordination::v1::Lease, nothing);
 normalizer!(
@@ -149,6 +150,7 @@ fn strategy_for(r: &'static Resource) -> Strategy {
         ("apps", "daemonsets") => {
             (s.normalize, s.validate, s.has_spec) = (n_daemonset, validate::workload, true)
         }
+        ("apps", "controllerrevisions") => s.normalize = n_revision,
         ("batch", "jobs") => {
             (s.normalize, s.validate, s.has_spec, s.fields) =
                 (n_job, validate::job, true, &["status.successful"])

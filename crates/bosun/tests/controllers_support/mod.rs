@@ -140,6 +140,33 @@ impl Cluster {
         }
     }
 
+    /// `kubectl apply` of a manifest (written to a scratch file).
+    pub fn apply_manifest(&self, manifest: &str) -> String {
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        let path = loop {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let p = self.dir.path().join(format!("manifest-{i}.yaml"));
+            if !p.exists() {
+                break p;
+            }
+        };
+        std::fs::write(&path, manifest).expect("write manifest");
+        self.must(&["apply", "-f", &path.display().to_string()])
+    }
+
+    /// Starts `kubectl get --watch` with extra args; stdout is piped.
+    pub fn watch(&self, args: &[&str]) -> Child {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["get", "--watch"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kubectl --watch")
+    }
+
     /// Starts a long-running kubectl (e.g. `get -w`) with stdout piped; killed by the caller.
     pub fn kubectl_child(&self, args: &[&str]) -> Child {
         Command::new("kubectl")
@@ -173,8 +200,13 @@ impl Cluster {
     }
 
     /// Waits up to 3 minutes for `cond`.
-    pub fn wait(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(180);
+    pub fn wait(&self, what: &str, cond: impl FnMut() -> bool) {
+        self.wait_for(what, Duration::from_secs(180), cond)
+    }
+
+    /// Waits up to `limit` for `cond`.
+    pub fn wait_for(&self, what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if cond() {
                 return;

@@ -4,7 +4,7 @@
 //! `kubectl rollout history/undo` work, honours pause, prunes history and
 //! reports status and the Available/Progressing conditions.
 
-mod rollout;
+pub(crate) mod rollout;
 mod status;
 
 use crate::context::Context;
