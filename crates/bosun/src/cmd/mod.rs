@@ -1,6 +1,7 @@
 //! The command tree: one variant per subcommand, each implemented in its own
 //! module. `dispatch` is the only place that knows every subcommand.
 
+mod agent;
 mod completion;
 mod cri;
 mod exec;
@@ -93,6 +94,8 @@ pub enum Command {
     SimNodes(sim_nodes::Args),
     /// Serve the Kubernetes CRI (runtime.v1) on a unix socket.
     Cri(cri::Args),
+    /// Run the node agent: the kubelet (and the CRI server unless given another runtime).
+    Agent(Box<agent::Args>),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -103,6 +106,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => image::run(&cli.root, image::ImageCommand::Ls(args)),
         Command::Pull(args) => image::run(&cli.root, image::ImageCommand::Pull(args)),
         Command::Cri(args) => cri::run(&cli.root, args),
+        Command::Agent(args) => agent::run(&cli.root, *args),
         Command::Push(args) => image::run(&cli.root, image::ImageCommand::Push(args)),
         Command::Run(args) => run::run(&cli.root, *args),
         Command::Ps(args) => ps::run(&cli.root, args),
@@ -124,7 +128,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         ) as u8)),
         Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
         Command::Oci(args) => oci::run(*args),
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(&cli.root, args),
         Command::SimNodes(args) => sim_nodes::run(args),
     }
 }
