@@ -154,6 +154,20 @@ fn events(node: &Node, ns: &str, name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What the node still holds once the deleted pods' sandboxes are gone
+/// (removed just after the pod objects), waiting generously.
+async fn leftovers(node: &Node) -> Vec<String> {
+    let mut left = node.leftovers().await;
+    for _ in 0..240 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        left = node.leftovers().await;
+    }
+    left
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_secret_volume_updates_env_and_missing_secret() {
     if !kubelet_support::can_run() {
@@ -215,8 +229,17 @@ async fn kubelet_secret_volume_updates_env_and_missing_secret() {
     node.wait("pod broken Ready", Duration::from_secs(240), || {
         node.pod(ns, "broken").filter(is_ready)
     });
-    node.delete_ns(ns);
-    assert_eq!(node.leftovers().await, Vec::<String>::new());
+    // Pods go through the kubelet (volumes torn down, tmpfs unmounted).
+    node.ok(&[
+        "delete",
+        "pods",
+        "--all",
+        "-n",
+        ns,
+        "--wait=true",
+        "--timeout=150s",
+    ]);
+    assert_eq!(leftovers(&node).await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,6 +309,15 @@ async fn kubelet_liveness_restarts_and_readiness_unready() {
     node.wait("ready Ready again", Duration::from_secs(240), || {
         node.pod(ns, "ready").filter(is_ready)
     });
-    node.delete_ns(ns);
-    assert_eq!(node.leftovers().await, Vec::<String>::new());
+    // Pods go through the kubelet (volumes torn down, tmpfs unmounted).
+    node.ok(&[
+        "delete",
+        "pods",
+        "--all",
+        "-n",
+        ns,
+        "--wait=true",
+        "--timeout=150s",
+    ]);
+    assert_eq!(leftovers(&node).await, Vec::<String>::new());
 }
