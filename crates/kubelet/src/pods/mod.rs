@@ -35,6 +35,8 @@ pub struct Ctx {
     /// The runtime's name, the scheme of containerIDs (`bosun://<id>`).
     pub runtime_name: String,
     pub host: HostInfo,
+    /// Volume and probe managers shared by the workers.
+    pub plugins: Arc<plugins::NodePlugins>,
 }
 
 /// Runs the watch and the workers.
@@ -46,8 +48,12 @@ pub struct Manager {
 impl Manager {
     pub fn new(client: kube::Client, cri: Cri, config: Config, node_ip: IpAddr) -> Self {
         let host = HostInfo::read(&config.root_dir);
+        let recorder = Recorder::new(client.clone(), config.node_name.clone());
+        let plugins =
+            plugins::NodePlugins::start(&client, &cri, &config.root_dir, &host, recorder.clone());
         let ctx = Ctx {
-            recorder: Recorder::new(client.clone(), config.node_name.clone()),
+            recorder,
+            plugins,
             client,
             cri,
             node_ip: node_ip.to_string(),

@@ -63,6 +63,7 @@ impl Worker {
             client: ctx.client.clone(),
             cri: ctx.cri.clone(),
             pod_dir: ctx.config.root_dir.join("pods").join(&uid),
+            node: ctx.plugins.clone(),
         };
         let last_status = pod
             .status
@@ -379,6 +380,9 @@ impl Worker {
             return;
         };
         if o.running() {
+            let ip = self.pod_ip();
+            self.plugins
+                .started(&self.pctx, &self.pod, c, &o.latest.id, &ip);
             if self.plugins.take_liveness_failure(&c.name) {
                 let msg = format!(
                     "Container {} failed liveness probe, will be restarted",
