@@ -50,6 +50,8 @@ pub struct Args {
     /// Extra host names or IPs for the serving certificate.
     #[arg(long = "tls-san", env = "BOSUN_TLS_SAN", value_delimiter = ',')]
     tls_san: Vec<String>,
+    #[command(flatten)]
+    services: super::services::ServicesArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -99,9 +101,15 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             !args.disable_controller_manager,
         ));
     }
+    // Service proxy and cluster DNS: API clients too.
+    let services = super::services::start(&args.services, &running.kubeconfig).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
     tokio::select! {
         _ = running.serve() => {}
         _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
+    services.stop();
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     extra: Vec<String>,
+    /// Network namespace the server and kubectl run in (`ip netns exec`).
+    pub netns: Option<String>,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub url: String,
@@ -61,14 +63,22 @@ pub fn which(program: &str) -> Option<PathBuf> {
 impl Server {
     /// Starts a server with extra flags and waits until it is ready.
     pub fn start_with(extra: &[&str]) -> Server {
+        Self::start_in(None, extra)
+    }
+
+    /// Starts a server inside the named network namespace; kubectl runs
+    /// there too.
+    pub fn start_in(netns: Option<&str>, extra: &[&str]) -> Server {
         let dir = testkit::scratch_dir();
         let data_dir = dir.path().join("data");
         let kubeconfig = dir.path().join("admin.kubeconfig");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = spawn(&dir, &data_dir, &kubeconfig, &extra);
+        let netns = netns.map(str::to_string);
+        let child = spawn(&dir, &data_dir, &kubeconfig, &extra, netns.as_deref());
         let mut server = Server {
             child,
             extra,
+            netns,
             dir,
             kubeconfig,
             url: String::new(),
@@ -89,24 +99,44 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// SIGTERMs the server and waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait for bosun server")
+    }
+
     /// Starts the server again on the same data dir (a new port).
     pub fn restart(&mut self) {
         self.kill9();
         let _ = std::fs::remove_file(&self.kubeconfig);
-        self.child = spawn(&self.dir, &self.data_dir, &self.kubeconfig, &self.extra);
+        self.child = spawn(
+            &self.dir,
+            &self.data_dir,
+            &self.kubeconfig,
+            &self.extra,
+            self.netns.as_deref(),
+        );
         self.url = self.wait_for_kubeconfig();
         self.wait_ready();
     }
 }
 
 /// Spawns `bosun server` on an ephemeral loopback port, logging to the scratch dir.
-fn spawn(dir: &tempfile::TempDir, data_dir: &Path, kubeconfig: &Path, extra: &[String]) -> Child {
+fn spawn(
+    dir: &tempfile::TempDir,
+    data_dir: &Path,
+    kubeconfig: &Path,
+    extra: &[String],
+    netns: Option<&str>,
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.path().join("server.log"))
         .expect("open the server log");
-    Command::new(env!("CARGO_BIN_EXE_bosun"))
+    in_netns(netns, env!("CARGO_BIN_EXE_bosun"))
         .args([
             "server",
             "--bind-address",
@@ -118,6 +148,12 @@ fn spawn(dir: &tempfile::TempDir, data_dir: &Path, kubeconfig: &Path, extra: &[S
             "--disable-scheduler",
             "--disable-controller-manager",
         ])
+        // The host's network is shared by parallel tests: servers there run
+        // no service proxy (nftables) and no cluster DNS.
+        .args(match netns {
+            Some(_) => &[][..],
+            None => &["--disable-kube-proxy", "--disable-cluster-dns"][..],
+        })
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--write-kubeconfig")
@@ -158,7 +194,7 @@ impl Server {
         let kubectl = which("kubectl");
         while Instant::now() < deadline {
             let ok = match &kubectl {
-                Some(k) => Command::new(k)
+                Some(k) => in_netns(self.netns.as_deref(), k)
                     .arg("--kubeconfig")
                     .arg(&self.kubeconfig)
                     .args(["get", "--raw", "/readyz"])
@@ -209,7 +245,7 @@ impl Server {
                 .and_then(|n| n.to_str())
                 .unwrap_or("k")
         ));
-        let mut c = Command::new(&client.path);
+        let mut c = in_netns(self.netns.as_deref(), &client.path);
         c.arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
@@ -265,6 +301,18 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `program`, run inside `netns` (with `ip netns exec`) when one is given.
+pub fn in_netns(netns: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => Command::new(program),
     }
 }
 

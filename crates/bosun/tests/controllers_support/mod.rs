@@ -32,6 +32,10 @@ impl Cluster {
                 "127.0.0.1",
                 "--https-listen-port",
                 "0",
+                // The host's network is shared by parallel tests: no
+                // nftables table or DNS listener of ours there.
+                "--disable-kube-proxy",
+                "--disable-cluster-dns",
                 "--data-dir",
             ])
             .arg(dir.path().join("data"))
