@@ -34,6 +34,8 @@ trap cleanup EXIT
 in_node() { ip netns exec "$node" "$@"; }
 k() { in_node kubectl --kubeconfig "$work/kc" "$@"; }
 now() { date +%s.%N; }
+# The proxy's "nftables synced ... took_ms=N" debug lines (colour codes stripped).
+synced() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep "nftables synced" || true; }
 ms() { python3 -c "print(f'{($2-$1)*1000:.0f}')" "" "$1" "$2" 2>/dev/null || awk "BEGIN{printf \"%.0f\", ($2-$1)*1000}"; }
 
 # Network: node namespace with a bridge, two pods on veths.
@@ -83,7 +85,7 @@ endpoints: [{addresses: ["10.42.0.10"], conditions: {ready: true}}]
 EOF
 k create -f "$work/web.yaml" >/dev/null
 vip=$(k -n bench get svc web -o jsonpath='{.spec.clusterIP}')
-until ip netns exec "$client" busybox wget -q -O - -T 2 "http://$vip/" >/dev/null 2>&1; do sleep 0.2; done
+until ip netns exec "$client" busybox timeout 5 busybox wget -q -O - "http://$vip/" >/dev/null 2>&1; do sleep 0.2; done
 rps() { ip netns exec "$client" wrk -t2 -c16 -d8s "$1" | awk '/Requests\/sec/{print $2}'; }
 direct=$(rps http://10.42.0.10/)
 via=$(rps "http://$vip/")
@@ -131,7 +133,7 @@ addressType: IPv4
 ports: [{name: http, port: 80, protocol: TCP}]
 endpoints: [{addresses: ["$ip"], conditions: {ready: true}}]
 EOF
-  before=$(grep -c "nftables synced" "$work/server.log" || true)
+  before=$(synced "$work/server.log" | wc -l)
   a=$(now)
   k replace -f "$work/change.yaml" >/dev/null
   b=$(now)
@@ -139,7 +141,7 @@ EOF
   c=$(now)
   lat+=("$(ms "$b" "$c")") e2e+=("$(ms "$a" "$c")")
   sleep 0.5
-  own+=("$(grep "nftables synced" "$work/server.log" | tail -n +$((before + 1)) | grep -o 'took_ms=[0-9]*' | cut -d= -f2 | paste -sd+)")
+  own+=("$(synced "$work/server.log" | tail -n +$((before + 1)) | grep -o 'took_ms=[0-9]*' | cut -d= -f2 | paste -sd+ || true)")
 done
 echo "| slice change -> rule in kernel, after kubectl returned (5 runs), ms | ${lat[*]} |"
 echo "| same, from kubectl start (includes kubectl's ~100+ ms), ms | ${e2e[*]} |"
@@ -152,7 +154,7 @@ BOSUN_LOG=${BOSUN_LOG:-info,proxy=debug} in_node "$BOSUN" server --bind-address 
   --https-listen-port 0 --data-dir "$work/data" --write-kubeconfig "$work/kc" \
   --disable-controller-manager --disable-scheduler --node-ip 10.42.0.1 --node-name node1 \
   --cluster-cidr 10.42.0.0/16 >/dev/null 2>"$work/server2.log" & pids+=($!)
-until grep -q "nftables synced" "$work/server2.log" 2>/dev/null; do sleep 0.2; done
-full=$(grep "nftables synced" "$work/server2.log" | head -1 | grep -o 'took_ms=[0-9]*' | cut -d= -f2)
+until [ -n "$(synced "$work/server2.log")" ]; do sleep 0.2; done
+full=$(synced "$work/server2.log" | head -1 | grep -o 'took_ms=[0-9]*' | cut -d= -f2)
 chains=$(in_node nft list table ip bosun | grep -c '^\s*chain ')
 echo "| full sync after restart ($chains chains), ms | $full |"

@@ -90,7 +90,7 @@ fn clusterip_nodeport_affinity_reject_and_cleanup() {
     let stop = net.dir.path().join("stop");
     let log = net.dir.path().join("load.log");
     let script = format!(
-        "while [ ! -e {} ]; do busybox wget -q -O - -T 5 {url} 2>&1 || echo FAIL; done > {}",
+        "while [ ! -e {} ]; do busybox timeout 10 busybox wget -q -O - {url} 2>&1 || echo FAIL; done > {}",
         stop.display(),
         log.display()
     );
@@ -166,7 +166,7 @@ fn clusterip_nodeport_affinity_reject_and_cleanup() {
     wait_for("the empty Service to refuse", || {
         let out = net.run(
             Some(client),
-            &format!("busybox wget -q -O - -T 20 http://{empty}/ 2>&1"),
+            &format!("busybox timeout 20 busybox wget -O - http://{empty}/ 2>&1"),
         );
         String::from_utf8_lossy(&out.stdout)
             .contains("refused")

@@ -163,7 +163,7 @@ impl Net {
     /// `FAIL` for a failed request.
     pub fn requests(&self, pod: Option<usize>, url: &str, n: usize) -> Vec<String> {
         let script = format!(
-            "for i in $(busybox seq {n}); do busybox wget -q -O - -T 5 {url} 2>/dev/null || echo FAIL; done"
+            "for i in $(busybox seq {n}); do busybox timeout 10 busybox wget -q -O - {url} 2>/dev/null || echo FAIL; done"
         );
         let out = self.run(pod, &script);
         String::from_utf8_lossy(&out.stdout)
