@@ -137,13 +137,17 @@ EOF
   a=$(now)
   k replace -f "$work/change.yaml" >/dev/null
   b=$(now)
-  until in_node nft list chain ip bosun "clu-bench/svc-$s/tcp/http" 2>/dev/null | grep -q "$ip"; do sleep 0.005; done
-  c=$(now)
+  # Wait for the proxy's next sync (no nft polling: dumping 11 000 chains
+  # every few ms would compete with the transaction being measured).
+  until [ "$(synced "$work/server.log" | wc -l)" -gt "$before" ]; do sleep 0.01; done
+  line=$(synced "$work/server.log" | tail -n +$((before + 1)) | tail -1)
+  c=$(date -d "$(echo "$line" | awk '{print $1}')" +%s.%N)
+  in_node nft list chain ip bosun "clu-bench/svc-$s/tcp/http" | grep -q "$ip" || { echo "rule for $ip missing" >&2; exit 1; }
   lat+=("$(ms "$b" "$c")") e2e+=("$(ms "$a" "$c")")
-  sleep 0.5
   own+=("$(synced "$work/server.log" | tail -n +$((before + 1)) | grep -o 'took_ms=[0-9]*' | cut -d= -f2 | paste -sd+ || true)")
+  sleep 0.5
 done
-echo "| slice change -> rule in kernel, after kubectl returned (5 runs), ms | ${lat[*]} |"
+echo "| slice change -> proxy sync done (rule in kernel), after kubectl returned (5 runs), ms | ${lat[*]} |"
 echo "| same, from kubectl start (includes kubectl's ~100+ ms), ms | ${e2e[*]} |"
 echo "| the proxy's nft transaction(s) for each change, ms | ${own[*]} |"
 # One full sync of the whole table: restart the server (stale table replaced).

@@ -123,14 +123,18 @@ impl Net {
             let root = self.dir.path().join(&name);
             std::fs::create_dir_all(&root).expect("create the httpd root");
             std::fs::write(root.join("index.html"), format!("{name}\n")).expect("write index");
-            let child = Command::new("ip")
+            let mut child = Command::new("ip")
                 .args([
                     "netns", "exec", &p, "busybox", "httpd", "-f", "-p", "80", "-h",
                 ])
                 .arg(&root)
                 .spawn()
                 .expect("start busybox httpd");
-            self.cleanup.kill_process(child.id() as i32);
+            self.cleanup
+                .defer(format!("kill httpd of {name}"), move || {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                });
         }
         self.pods.push(Pod { name, ip, netns });
         self.pods.len() - 1
