@@ -1,6 +1,8 @@
 //! Objects every cluster starts with: the `default`, `kube-system`,
 //! `kube-public` and `kube-node-lease` namespaces (each with its `default`
-//! ServiceAccount) and the `kubernetes` Service in `default`. Also reserves
+//! ServiceAccount), the `kubernetes` Service in `default` and the `kube-dns`
+//! Service in `kube-system` (the 10th address of the service CIDR, no
+//! selector: the cluster DNS publishes its own EndpointSlice). Also reserves
 //! the addresses and ports of Services already stored.
 
 use crate::meta;
@@ -48,5 +50,20 @@ pub async fn run(api: &Api) -> Result<(), StoreError> {
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
         "status": {"loadBalancer": {}}});
     api.alloc.reserve(&svc);
-    create_if_absent(api, "/registry/services/default/kubernetes", svc).await
+    create_if_absent(api, "/registry/services/default/kubernetes", svc).await?;
+    let dns = kube_dns(&api.alloc.nth(10).to_string());
+    api.alloc.reserve(&dns);
+    create_if_absent(api, "/registry/services/kube-system/kube-dns", dns).await
+}
+
+/// The cluster DNS Service: what pods' resolv.conf points at.
+fn kube_dns(ip: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                     "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "bosun-dns"}},
+        "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip], "sessionAffinity": "None",
+                 "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster",
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                           {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]},
+        "status": {"loadBalancer": {}}})
 }

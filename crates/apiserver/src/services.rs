@@ -56,6 +56,12 @@ impl Allocator {
         Ipv4Addr::from(self.base + 1)
     }
 
+    /// The `n`th address of the service CIDR (10 → the kube-dns Service's
+    /// ClusterIP, 10.43.0.10 in the default CIDR).
+    pub fn nth(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(self.base + n)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, (HashSet<u32>, HashSet<u16>)> {
         self.used.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -13,6 +13,7 @@ pub mod oci;
 mod ps;
 mod run;
 mod server;
+mod services;
 mod sim_nodes;
 mod stats;
 mod version;

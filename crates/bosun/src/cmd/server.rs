@@ -75,6 +75,8 @@ pub struct Args {
     /// tolerationSeconds of the unreachable:NoExecute toleration added to new pods.
     #[arg(long, default_value_t = 300)]
     default_unreachable_toleration_seconds: i64,
+    #[command(flatten)]
+    services: super::services::ServicesArgs,
 }
 
 /// Parses a Go-style duration ("40s", "500ms", "2m", "1h"; a bare number is seconds).
@@ -170,9 +172,23 @@ async fn serve(root: &std::path::Path, args: Args) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    // Service proxy and cluster DNS: API clients too.
+    let facts = super::services::NodeFacts {
+        node_name: args.node.node_name.clone(),
+        node_ip: match args.node.node_ip {
+            Some(std::net::IpAddr::V4(ip)) => Some(ip),
+            _ => None,
+        },
+        cluster_cidr: args.cluster_cidr.clone(),
+    };
+    let services = super::services::start(&args.services, &facts, &running.kubeconfig).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
     tokio::select! {
         _ = running.serve() => {}
         _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
+    services.stop();
     Ok(ExitCode::SUCCESS)
 }

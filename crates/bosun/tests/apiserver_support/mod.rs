@@ -16,6 +16,8 @@ pub struct Server {
     extra: Vec<String>,
     /// Runs the scheduler, controllers and the node agent (see `start_node`).
     full: bool,
+    /// Network namespace the server and kubectl run in (`ip netns exec`).
+    pub netns: Option<String>,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub url: String,
@@ -63,15 +65,30 @@ pub fn which(program: &str) -> Option<PathBuf> {
 impl Server {
     /// Starts a server with extra flags and waits until it is ready.
     pub fn start_with(extra: &[&str]) -> Server {
+        Self::start_in(None, extra)
+    }
+
+    /// Starts a server inside the named network namespace; kubectl runs
+    /// there too.
+    pub fn start_in(netns: Option<&str>, extra: &[&str]) -> Server {
         let dir = testkit::scratch_dir();
         let data_dir = dir.path().join("data");
         let kubeconfig = dir.path().join("admin.kubeconfig");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = spawn(&dir, &data_dir, &kubeconfig, &extra, false);
+        let netns = netns.map(str::to_string);
+        let child = spawn(
+            &dir,
+            &data_dir,
+            &kubeconfig,
+            &extra,
+            false,
+            netns.as_deref(),
+        );
         let mut server = Server {
             child,
             extra,
             full: false,
+            netns,
             dir,
             kubeconfig,
             url: String::new(),
@@ -92,11 +109,12 @@ impl Server {
     pub fn start_node(dir: tempfile::TempDir, extra: &[String]) -> Server {
         let data_dir = dir.path().join("data");
         let kubeconfig = dir.path().join("admin.kubeconfig");
-        let child = spawn(&dir, &data_dir, &kubeconfig, extra, true);
+        let child = spawn(&dir, &data_dir, &kubeconfig, extra, true, None);
         let mut server = Server {
             child,
             extra: extra.to_vec(),
             full: true,
+            netns: None,
             dir,
             kubeconfig,
             url: String::new(),
@@ -113,6 +131,14 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// SIGTERMs the server and waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait for bosun server")
+    }
+
     /// Starts the server again on the same data dir (a new port).
     pub fn restart(&mut self) {
         self.kill9();
@@ -123,6 +149,7 @@ impl Server {
             &self.kubeconfig,
             &self.extra,
             self.full,
+            self.netns.as_deref(),
         );
         self.url = self.wait_for_kubeconfig();
         self.wait_ready();
@@ -136,13 +163,14 @@ fn spawn(
     kubeconfig: &Path,
     extra: &[String],
     full: bool,
+    netns: Option<&str>,
 ) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.path().join("server.log"))
         .expect("open the server log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosun"));
+    let mut cmd = in_netns(netns, env!("CARGO_BIN_EXE_bosun"));
     if full {
         cmd.arg("--root")
             .arg(dir.path().join("root"))
@@ -164,6 +192,11 @@ fn spawn(
             "--disable-controller-manager",
             "--disable-agent",
         ]);
+    }
+    // The host's network is shared by parallel tests: servers there run
+    // no service proxy (nftables) and no cluster DNS.
+    if netns.is_none() {
+        cmd.args(["--disable-kube-proxy", "--disable-cluster-dns"]);
     }
     cmd.arg("--data-dir")
         .arg(data_dir)
@@ -205,7 +238,7 @@ impl Server {
         let kubectl = which("kubectl");
         while Instant::now() < deadline {
             let ok = match &kubectl {
-                Some(k) => Command::new(k)
+                Some(k) => in_netns(self.netns.as_deref(), k)
                     .arg("--kubeconfig")
                     .arg(&self.kubeconfig)
                     .args(["get", "--raw", "/readyz"])
@@ -256,7 +289,7 @@ impl Server {
                 .and_then(|n| n.to_str())
                 .unwrap_or("k")
         ));
-        let mut c = Command::new(&client.path);
+        let mut c = in_netns(self.netns.as_deref(), &client.path);
         c.arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--cache-dir")
@@ -312,6 +345,18 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `program`, run inside `netns` (with `ip netns exec`) when one is given.
+pub fn in_netns(netns: Option<&str>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(program);
+            c
+        }
+        None => Command::new(program),
     }
 }
 

@@ -38,8 +38,14 @@ fn spawn_server(
             "--https-listen-port",
         ])
         .arg(port.to_string())
-        // Simulated nodes only: no real kubelet on this machine.
-        .arg("--disable-agent")
+        // Simulated nodes only: no real kubelet on this machine; the host's
+        // network is shared by parallel tests: no nftables table or DNS
+        // listener of ours there.
+        .args([
+            "--disable-agent",
+            "--disable-kube-proxy",
+            "--disable-cluster-dns",
+        ])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--write-kubeconfig")
