@@ -3,6 +3,7 @@
 
 mod completion;
 mod cri;
+mod device_plugin;
 mod exec;
 mod image;
 mod inspect;
@@ -93,6 +94,8 @@ pub enum Command {
     SimNodes(sim_nodes::Args),
     /// Serve the Kubernetes CRI (runtime.v1) on a unix socket.
     Cri(cri::Args),
+    /// Serve a device plugin (fake widgets or NVIDIA GPUs) to the kubelet.
+    DevicePlugin(device_plugin::Args),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -126,6 +129,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Oci(args) => oci::run(*args),
         Command::Server(args) => server::run(args),
         Command::SimNodes(args) => sim_nodes::run(args),
+        Command::DevicePlugin(args) => device_plugin::run(args),
     }
 }
 
