@@ -50,7 +50,7 @@ run_backend() {
   local name=$1; shift
   local dir=$work/$name port server
   port=$(free_port)
-  "$BOSUN" server --data-dir "$dir/data" --write-kubeconfig "$dir/kubeconfig" --bind-address 127.0.0.1 \
+  "$BOSUN" server --disable-agent --data-dir "$dir/data" --write-kubeconfig "$dir/kubeconfig" --bind-address 127.0.0.1 \
     --https-listen-port "$port" "$@" >"$dir.log" 2>&1 &
   server=$!
   pids+=("$server")

@@ -18,7 +18,7 @@ trap cleanup EXIT
 start_server() {
   local dir=$work/$1
   mkdir -p "$dir"
-  "$BOSUN" server --bind-address 127.0.0.1 --https-listen-port 0 --data-dir "$dir/data" \
+  "$BOSUN" server --disable-agent --bind-address 127.0.0.1 --https-listen-port 0 --data-dir "$dir/data" \
     --write-kubeconfig "$dir/kc" >/dev/null 2>"$dir/server.log" &
   pids+=($!)
   export KUBECONFIG=$dir/kc

@@ -6,10 +6,81 @@
 //! Module owners (see docs/architecture.md): `volumes` materialises pod
 //! volumes into mounts, `probes` runs liveness/readiness/startup probes,
 //! `server` is the HTTPS endpoint the API server reaches for logs, exec,
-//! attach and port-forward.
+//! attach and port-forward. The rest (node registration, the pod workers,
+//! status) is the core in `node`, `pods` and friends.
 
 #![forbid(unsafe_code)]
 
+pub mod cgroup;
+pub mod cri;
+mod error;
+pub mod events;
+pub mod host;
+pub mod node;
+pub mod pods;
 pub mod probes;
 pub mod server;
 pub mod volumes;
+
+pub use error::{Error, Result};
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// The kubelet's version as reported in nodeInfo (the Kubernetes API level served).
+pub const KUBELET_VERSION: &str = "v1.33.0-bosun";
+/// The port the kubelet's HTTPS endpoint (logs/exec/port-forward) listens on.
+pub const KUBELET_PORT: i32 = 10250;
+/// Pod CIDR used when the server assigns none within a short wait (k3s's first node range).
+pub const FALLBACK_POD_CIDR: &str = "10.42.0.0/24";
+
+/// How the kubelet is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Name of the Node object (default: the host name).
+    pub node_name: String,
+    /// State directory: per-pod files (/etc/hosts, resolv.conf, volumes).
+    pub root_dir: PathBuf,
+    /// Container logs: `<dir>/<ns>_<pod>_<uid>/<container>/<restart>.log`.
+    pub pod_log_dir: PathBuf,
+    /// The CRI runtime's unix socket.
+    pub runtime_endpoint: PathBuf,
+    /// cgroupfs path under which `kubepods` is made (upstream's --cgroup-root).
+    pub cgroup_root: String,
+    /// A fixed pod CIDR (upstream's --pod-cidr); None: the Node's spec.podCIDR.
+    pub pod_cidr: Option<String>,
+    /// The node's InternalIP (None: the host's primary IPv4).
+    pub node_ip: Option<IpAddr>,
+    /// Labels the node as `node-role.kubernetes.io/control-plane` (agent embedded in a server).
+    pub control_plane: bool,
+    /// The cluster DNS domain.
+    pub cluster_domain: String,
+}
+
+impl Config {
+    /// Defaults for node `name` with state under `root_dir`.
+    pub fn new(node_name: impl Into<String>, root_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            node_name: node_name.into(),
+            root_dir: root_dir.into(),
+            pod_log_dir: "/var/log/pods".into(),
+            runtime_endpoint: "/run/bosun/cri.sock".into(),
+            cgroup_root: "/".into(),
+            pod_cidr: None,
+            node_ip: None,
+            control_plane: false,
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+}
+
+/// Runs the kubelet until the process ends: connects to CRI, registers the
+/// Node, keeps its Lease and status fresh and runs the pods bound to it.
+pub async fn run(client: kube::Client, config: Config) -> Result<()> {
+    let cri = cri::Cri::connect_retry(&config.runtime_endpoint).await?;
+    let node = node::NodeAgent::new(client.clone(), cri.clone(), config.clone());
+    node.register().await?;
+    let node_ip = node.internal_ip();
+    tokio::spawn(node.clone().run());
+    pods::Manager::new(client, cri, config, node_ip).run().await
+}

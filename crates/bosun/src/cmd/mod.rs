@@ -1,6 +1,7 @@
 //! The command tree: one variant per subcommand, each implemented in its own
 //! module. `dispatch` is the only place that knows every subcommand.
 
+mod agent;
 mod completion;
 mod cri;
 mod device_plugin;
@@ -96,6 +97,8 @@ pub enum Command {
     Cri(cri::Args),
     /// Serve a device plugin (fake widgets or NVIDIA GPUs) to the kubelet.
     DevicePlugin(device_plugin::Args),
+    /// Run the node agent: the kubelet (and the CRI server unless given another runtime).
+    Agent(Box<agent::Args>),
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -106,6 +109,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => image::run(&cli.root, image::ImageCommand::Ls(args)),
         Command::Pull(args) => image::run(&cli.root, image::ImageCommand::Pull(args)),
         Command::Cri(args) => cri::run(&cli.root, args),
+        Command::Agent(args) => agent::run(&cli.root, *args),
         Command::Push(args) => image::run(&cli.root, image::ImageCommand::Push(args)),
         Command::Run(args) => run::run(&cli.root, *args),
         Command::Ps(args) => ps::run(&cli.root, args),
@@ -127,7 +131,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         ) as u8)),
         Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
         Command::Oci(args) => oci::run(*args),
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(&cli.root, args),
         Command::SimNodes(args) => sim_nodes::run(args),
         Command::DevicePlugin(args) => device_plugin::run(args),
     }

@@ -47,20 +47,26 @@ pub struct Args {
     /// Do not run the controller manager in this process (as k3s's flag).
     #[arg(long, env = "BOSUN_DISABLE_CONTROLLER_MANAGER")]
     disable_controller_manager: bool,
+    /// Do not run the node agent (kubelet + CRI) in this process (as k3s's flag).
+    #[arg(long, env = "BOSUN_DISABLE_AGENT")]
+    disable_agent: bool,
+    /// The embedded agent's settings.
+    #[command(flatten)]
+    node: super::agent::NodeOpts,
     /// Extra host names or IPs for the serving certificate.
     #[arg(long = "tls-san", env = "BOSUN_TLS_SAN", value_delimiter = ',')]
     tls_san: Vec<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(root: &std::path::Path, args: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(serve(args))
+    rt.block_on(serve(root, args))
 }
 
-async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+async fn serve(root: &std::path::Path, args: Args) -> anyhow::Result<ExitCode> {
     let store = store::open_datastore(&args.datastore_endpoint, &args.data_dir.join("db"))
         .await
         .with_context(|| match args.datastore_endpoint.as_str() {
@@ -98,6 +104,21 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             !args.disable_scheduler,
             !args.disable_controller_manager,
         ));
+    }
+    // The node agent on this machine, as k3s runs one inside its server.
+    // It uses the admin kubeconfig: the simplest credential that works on
+    // the same host. Upstream (k3s) instead issues the embedded kubelet a
+    // client certificate for `system:node:<name>` in group `system:nodes`,
+    // limited by the Node authorizer to its own node and pods.
+    if !args.disable_agent {
+        let root = root.to_path_buf();
+        let kubeconfig = running.kubeconfig.clone();
+        let node = args.node.clone();
+        tokio::spawn(async move {
+            if let Err(e) = super::agent::run_embedded(&root, &node, &kubeconfig).await {
+                tracing::error!(error = %super::one_line(&e), "node agent stopped");
+            }
+        });
     }
     tokio::select! {
         _ = running.serve() => {}

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     extra: Vec<String>,
+    /// Runs the scheduler, controllers and the node agent (see `start_node`).
+    full: bool,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
     pub url: String,
@@ -65,10 +67,11 @@ impl Server {
         let data_dir = dir.path().join("data");
         let kubeconfig = dir.path().join("admin.kubeconfig");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = spawn(&dir, &data_dir, &kubeconfig, &extra);
+        let child = spawn(&dir, &data_dir, &kubeconfig, &extra, false);
         let mut server = Server {
             child,
             extra,
+            full: false,
             dir,
             kubeconfig,
             url: String::new(),
@@ -83,6 +86,27 @@ impl Server {
         Self::start_with(&[])
     }
 
+    /// A whole one-node cluster: scheduler, controllers and the built-in
+    /// agent, with `extra` flags (the node's scratch paths); `BOSUN_ROOT`
+    /// is `<scratch>/root`, which the caller fills (images) beforehand via `dir`.
+    pub fn start_node(dir: tempfile::TempDir, extra: &[String]) -> Server {
+        let data_dir = dir.path().join("data");
+        let kubeconfig = dir.path().join("admin.kubeconfig");
+        let child = spawn(&dir, &data_dir, &kubeconfig, extra, true);
+        let mut server = Server {
+            child,
+            extra: extra.to_vec(),
+            full: true,
+            dir,
+            kubeconfig,
+            url: String::new(),
+            data_dir,
+        };
+        server.url = server.wait_for_kubeconfig();
+        server.wait_ready();
+        server
+    }
+
     /// SIGKILLs the server (no chance to flush anything).
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -93,32 +117,55 @@ impl Server {
     pub fn restart(&mut self) {
         self.kill9();
         let _ = std::fs::remove_file(&self.kubeconfig);
-        self.child = spawn(&self.dir, &self.data_dir, &self.kubeconfig, &self.extra);
+        self.child = spawn(
+            &self.dir,
+            &self.data_dir,
+            &self.kubeconfig,
+            &self.extra,
+            self.full,
+        );
         self.url = self.wait_for_kubeconfig();
         self.wait_ready();
     }
 }
 
 /// Spawns `bosun server` on an ephemeral loopback port, logging to the scratch dir.
-fn spawn(dir: &tempfile::TempDir, data_dir: &Path, kubeconfig: &Path, extra: &[String]) -> Child {
+fn spawn(
+    dir: &tempfile::TempDir,
+    data_dir: &Path,
+    kubeconfig: &Path,
+    extra: &[String],
+    full: bool,
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.path().join("server.log"))
         .expect("open the server log");
-    Command::new(env!("CARGO_BIN_EXE_bosun"))
-        .args([
-            "server",
-            "--bind-address",
-            "127.0.0.1",
-            "--https-listen-port",
-            "0",
-            // These tests pin down the API server's own semantics; controllers
-            // writing status concurrently would race with them.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bosun"));
+    if full {
+        cmd.arg("--root")
+            .arg(dir.path().join("root"))
+            .env("BOSUN_LOG", "info");
+    }
+    cmd.args([
+        "server",
+        "--bind-address",
+        "127.0.0.1",
+        "--https-listen-port",
+        "0",
+    ]);
+    if !full {
+        // These tests pin down the API server's own semantics; controllers
+        // writing status concurrently would race with them, and no node
+        // agent may own Node and Pod objects.
+        cmd.args([
             "--disable-scheduler",
             "--disable-controller-manager",
-        ])
-        .arg("--data-dir")
+            "--disable-agent",
+        ]);
+    }
+    cmd.arg("--data-dir")
         .arg(data_dir)
         .arg("--write-kubeconfig")
         .arg(kubeconfig)

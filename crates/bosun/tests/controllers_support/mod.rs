@@ -32,6 +32,8 @@ impl Cluster {
                 "127.0.0.1",
                 "--https-listen-port",
                 "0",
+                // Simulated nodes only: no real kubelet on this machine.
+                "--disable-agent",
                 "--data-dir",
             ])
             .arg(dir.path().join("data"))

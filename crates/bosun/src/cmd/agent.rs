@@ -1,0 +1,147 @@
+//! `bosun agent`: the node agent. Runs the kubelet against an API server
+//! (by kubeconfig, or server URL + token) and, unless given another CRI
+//! endpoint (containerd's, say), the bosun CRI server in this process.
+//! `bosun server` embeds the same agent (see [`run_embedded`]).
+
+use anyhow::Context;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The node's settings, shared by `bosun agent` and `bosun server` (k3s/kubelet flag names).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeOpts {
+    /// Name of the Node object (default: the host name).
+    #[arg(long, env = "BOSUN_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// CRI socket of an external runtime (unix:///run/containerd/containerd.sock);
+    /// default: the bosun CRI server in this process.
+    #[arg(long, env = "BOSUN_CONTAINER_RUNTIME_ENDPOINT")]
+    pub container_runtime_endpoint: Option<String>,
+    /// Where the in-process CRI server listens.
+    #[arg(long, default_value = cri::DEFAULT_SOCKET)]
+    pub cri_socket: PathBuf,
+    /// Kubelet state directory (default: <root>/kubelet).
+    #[arg(long)]
+    pub root_dir: Option<PathBuf>,
+    /// Container log root (<dir>/<ns>_<pod>_<uid>/<container>/<n>.log).
+    #[arg(long, default_value = "/var/log/pods")]
+    pub pod_log_dir: PathBuf,
+    /// cgroupfs path under which the kubepods hierarchy is made.
+    #[arg(long, default_value = "/")]
+    pub cgroup_root: String,
+    /// A fixed pod CIDR instead of the one the server assigns (spec.podCIDR).
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
+    /// The node's InternalIP (default: the host's primary IPv4).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// Linux bridge of the in-process CRI's pod network.
+    #[arg(long, default_value = "bosun-cni0")]
+    pub cni_bridge: String,
+}
+
+/// Run the node agent: the kubelet and (by default) the CRI server.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// API server URL (https://host:6443); overrides the kubeconfig's.
+    #[arg(long, env = "BOSUN_URL")]
+    server: Option<String>,
+    /// Bearer token for the API server (with --server).
+    #[arg(long, env = "BOSUN_TOKEN")]
+    token: Option<String>,
+    /// CA certificate of the API server (with --token; without it TLS is not verified).
+    #[arg(long)]
+    server_ca: Option<PathBuf>,
+    /// Kubeconfig to reach the API server with.
+    #[arg(long, env = "BOSUN_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeOpts,
+}
+
+pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new().context("start the async runtime")?;
+    rt.block_on(async {
+        let client = client(&args).await?;
+        let agent = run_agent(root, &args.node, client, false);
+        tokio::select! {
+            r = agent => r?,
+            _ = cri::shutdown_signal() => {}
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn client(args: &Args) -> anyhow::Result<kube::Client> {
+    if let Some(kc) = &args.kubeconfig {
+        return controllers::client::from_kubeconfig(kc, args.server.as_deref())
+            .await
+            .context("build the API client");
+    }
+    let (Some(server), Some(token)) = (&args.server, &args.token) else {
+        anyhow::bail!("give --kubeconfig, or --server with --token");
+    };
+    let tls = match &args.server_ca {
+        Some(ca) => format!("certificate-authority: {}", ca.display()),
+        None => "insecure-skip-tls-verify: true".into(),
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    {tls}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n"
+    );
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).context("build a kubeconfig")?;
+    let mut cfg =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .context("build the API client config")?;
+    cfg.read_timeout = None;
+    kube::Client::try_from(cfg).context("build the API client")
+}
+
+/// Runs the agent embedded in `bosun server`, with the admin kubeconfig.
+pub async fn run_embedded(root: &Path, opts: &NodeOpts, kubeconfig: &Path) -> anyhow::Result<()> {
+    let client = controllers::client::from_kubeconfig(kubeconfig, None)
+        .await
+        .context("build the agent's API client")?;
+    run_agent(root, opts, client, true).await
+}
+
+async fn run_agent(
+    root: &Path,
+    opts: &NodeOpts,
+    client: kube::Client,
+    control_plane: bool,
+) -> anyhow::Result<()> {
+    let endpoint = match &opts.container_runtime_endpoint {
+        Some(e) => PathBuf::from(e.strip_prefix("unix://").unwrap_or(e)),
+        None => {
+            let mut config = cri::Config::new(root.join("cri"), root);
+            config.bridge = opts.cni_bridge.clone();
+            let server = cri::Server::open(config).context("open the CRI state")?;
+            let socket = opts.cri_socket.clone();
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(&socket, std::future::pending()).await {
+                    tracing::error!(error = %e, "CRI server stopped");
+                }
+            });
+            opts.cri_socket.clone()
+        }
+    };
+    let node_name = opts
+        .node_name
+        .clone()
+        .unwrap_or_else(kubelet::host::hostname);
+    let mut config = kubelet::Config::new(
+        node_name,
+        opts.root_dir
+            .clone()
+            .unwrap_or_else(|| root.join("kubelet")),
+    );
+    config.runtime_endpoint = endpoint;
+    config.pod_log_dir = opts.pod_log_dir.clone();
+    config.cgroup_root = opts.cgroup_root.clone();
+    config.pod_cidr = opts.pod_cidr.clone();
+    config.node_ip = opts.node_ip;
+    config.control_plane = control_plane;
+    kubelet::run(client, config).await.context("kubelet")
+}
