@@ -194,6 +194,20 @@ impl Manager {
         }
     }
 
+    /// Frees the devices of one pod (its sandbox is gone).
+    pub fn release_pod(&self, pod_uid: &str) {
+        let changed = {
+            let mut state = self.shared.lock();
+            let before = state.allocations.len();
+            state.allocations.retain(|a| a.pod_uid != pod_uid);
+            before != state.allocations.len()
+        };
+        if changed {
+            self.shared.save();
+            self.shared.notify();
+        }
+    }
+
     /// Stops serving Registration and drops plugin connections.
     pub fn stop(&mut self) {
         if let Some(served) = self.served.take() {
