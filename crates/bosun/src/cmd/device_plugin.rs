@@ -3,7 +3,8 @@
 //! --state-dir, unhealthy while `<state-dir>/unhealthy/widget<i>` exists) or
 //! NVIDIA GPUs (`--resource nvidia.com/gpu`, or neither flag when
 //! /dev/nvidia<N> exist under --dev-root). Registers with the kubelet in
-//! --dir and again whenever the kubelet restarts.
+//! --dir (default: where `bosun agent`/`server` with the same --root serve)
+//! and again whenever the kubelet restarts.
 
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
@@ -26,9 +27,11 @@ pub struct Args {
     /// Number of fake widgets (default 4; implies example.com/widget without --resource).
     #[arg(long)]
     pub count: Option<usize>,
-    /// The kubelet's device-plugins directory (holds kubelet.sock).
-    #[arg(long, default_value = deviceplugin::DEFAULT_DIR)]
-    pub dir: PathBuf,
+    /// The kubelet's device-plugins directory (holds kubelet.sock); default:
+    /// `<root>/kubelet/device-plugins`, where bosun's own kubelet serves.
+    /// An upstream kubelet uses /var/lib/kubelet/device-plugins.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
     /// The plugin's socket file name in --dir (default: from the resource name).
     #[arg(long)]
     pub endpoint: Option<String>,
@@ -43,14 +46,16 @@ pub struct Args {
     pub poll_ms: u64,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let source = source(&args)?;
     let config = PluginConfig {
         endpoint: args
             .endpoint
             .clone()
             .unwrap_or_else(|| PluginConfig::endpoint_for(source.resource())),
-        dir: args.dir,
+        dir: args
+            .dir
+            .unwrap_or_else(|| root.join("kubelet").join("device-plugins")),
         poll: Duration::from_millis(args.poll_ms.max(10)),
     };
     let rt = tokio::runtime::Runtime::new().context("start the async runtime")?;

@@ -133,7 +133,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Oci(args) => oci::run(*args),
         Command::Server(args) => server::run(&cli.root, args),
         Command::SimNodes(args) => sim_nodes::run(args),
-        Command::DevicePlugin(args) => device_plugin::run(args),
+        Command::DevicePlugin(args) => device_plugin::run(&cli.root, args),
     }
 }
 
