@@ -55,14 +55,18 @@ pub struct Config {
     pub control_plane: bool,
     /// The cluster DNS domain.
     pub cluster_domain: String,
+    /// Device plugins register on `<dir>/kubelet.sock` (default: `<root_dir>/device-plugins`).
+    pub device_plugin_dir: PathBuf,
 }
 
 impl Config {
     /// Defaults for node `name` with state under `root_dir`.
     pub fn new(node_name: impl Into<String>, root_dir: impl Into<PathBuf>) -> Self {
+        let root_dir = root_dir.into();
         Self {
             node_name: node_name.into(),
-            root_dir: root_dir.into(),
+            device_plugin_dir: root_dir.join("device-plugins"),
+            root_dir,
             pod_log_dir: "/var/log/pods".into(),
             runtime_endpoint: "/run/bosun/cri.sock".into(),
             cgroup_root: "/".into(),
@@ -78,9 +82,20 @@ impl Config {
 /// Node, keeps its Lease and status fresh and runs the pods bound to it.
 pub async fn run(client: kube::Client, config: Config) -> Result<()> {
     let cri = cri::Cri::connect_retry(&config.runtime_endpoint).await?;
-    let node = node::NodeAgent::new(client.clone(), cri.clone(), config.clone());
+    let devices = deviceplugin::Config {
+        dir: config.device_plugin_dir.clone(),
+    };
+    let devices = std::sync::Arc::new(
+        deviceplugin::Manager::start(devices)
+            .await
+            .map_err(|e| Error::Config(format!("device manager: {e}")))?,
+    );
+    let node = node::NodeAgent::new(client.clone(), cri.clone(), config.clone())
+        .with_devices(devices.clone());
     node.register().await?;
     let node_ip = node.internal_ip();
     tokio::spawn(node.clone().run());
-    pods::Manager::new(client, cri, config, node_ip).run().await
+    pods::Manager::new(client, cri, config, node_ip, devices)
+        .run()
+        .await
 }

@@ -29,6 +29,8 @@ pub struct NodeAgent {
     ip: IpAddr,
     started: String,
     cidr: Arc<Mutex<String>>,
+    /// Extended resources from device plugins (capacity and allocatable).
+    devices: Option<Arc<deviceplugin::Manager>>,
 }
 
 fn now() -> String {
@@ -45,7 +47,14 @@ impl NodeAgent {
             ip,
             started: now(),
             cidr: Arc::default(),
+            devices: None,
         }
+    }
+
+    /// Publishes the device plugins' resources and re-posts status when they change.
+    pub fn with_devices(mut self, devices: Arc<deviceplugin::Manager>) -> Self {
+        self.devices = Some(devices);
+        self
     }
 
     pub fn internal_ip(&self) -> IpAddr {
@@ -146,8 +155,26 @@ impl NodeAgent {
     pub async fn run(self) {
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.tick().await;
+        let mut devices = self.devices.as_ref().map(|d| d.subscribe());
         loop {
-            tick.tick().await;
+            let device_change = async {
+                let changed = match devices.as_mut() {
+                    Some(rx) => rx.changed().await.is_ok(),
+                    None => false,
+                };
+                if !changed {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = device_change => {
+                    if let Err(e) = self.post_status().await {
+                        tracing::warn!(error = %e, "posting node status");
+                    }
+                    continue;
+                }
+            }
             if let Err(e) = self.renew_lease().await {
                 tracing::warn!(error = %e, "renewing the node lease");
             }
@@ -219,12 +246,17 @@ impl NodeAgent {
 
     fn status(&self, host: &HostInfo, v: &k8s_cri::v1::VersionResponse) -> serde_json::Value {
         let mem_ki = host.memory_bytes / 1024;
-        let capacity = json!({
+        let mut capacity = json!({
             "cpu": host.cpus.to_string(),
             "memory": format!("{mem_ki}Ki"),
             "pods": "110",
             "ephemeral-storage": format!("{}Ki", host.ephemeral_bytes / 1024),
         });
+        let mut allocatable = capacity.clone();
+        for (name, n) in self.devices.iter().flat_map(|d| d.resources()) {
+            capacity[&name] = json!(n.capacity.to_string());
+            allocatable[&name] = json!(n.allocatable.to_string());
+        }
         let cond = |kind: &str, status: &str, reason: &str, message: &str| {
             json!({
                 "type": kind, "status": status, "reason": reason, "message": message,
@@ -233,7 +265,7 @@ impl NodeAgent {
         };
         json!({
             "capacity": capacity,
-            "allocatable": capacity,
+            "allocatable": allocatable,
             "addresses": [
                 {"type": "InternalIP", "address": self.ip.to_string()},
                 {"type": "Hostname", "address": host.hostname},

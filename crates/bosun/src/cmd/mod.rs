@@ -4,6 +4,7 @@
 mod agent;
 mod completion;
 mod cri;
+mod device_plugin;
 mod exec;
 mod image;
 mod inspect;
@@ -95,6 +96,8 @@ pub enum Command {
     SimNodes(sim_nodes::Args),
     /// Serve the Kubernetes CRI (runtime.v1) on a unix socket.
     Cri(cri::Args),
+    /// Serve a device plugin (fake widgets or NVIDIA GPUs) to the kubelet.
+    DevicePlugin(device_plugin::Args),
     /// Run the node agent: the kubelet (and the CRI server unless given another runtime).
     Agent(Box<agent::Args>),
 }
@@ -131,6 +134,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Oci(args) => oci::run(*args),
         Command::Server(args) => server::run(&cli.root, args),
         Command::SimNodes(args) => sim_nodes::run(args),
+        Command::DevicePlugin(args) => device_plugin::run(&cli.root, args),
     }
 }
 

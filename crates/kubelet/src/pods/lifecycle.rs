@@ -104,7 +104,7 @@ impl Worker {
         .await?;
         let mut mounts = self.pod_mounts();
         mounts.extend(self.plugins.mounts(c));
-        let config = container::config(container::Inputs {
+        let mut config = container::config(container::Inputs {
             pod: &self.pod,
             container: c,
             attempt,
@@ -113,6 +113,7 @@ impl Worker {
             mounts,
             image_uid,
         })?;
+        self.add_devices(c, &mut config).await?;
         let dns = sandbox::dns_config(&self.pod, None, &self.ctx.config.cluster_domain);
         let sandbox_config = sandbox::config(
             &self.pod,
@@ -368,6 +369,7 @@ impl Worker {
             tracing::warn!(error = %e, "removing the pod cgroup");
         }
         self.plugins.teardown(&self.pctx, &self.uid).await;
+        self.ctx.devices.release_pod(&self.uid);
     }
 }
 

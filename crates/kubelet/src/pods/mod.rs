@@ -3,6 +3,7 @@
 //! whose pods no longer exist.
 
 mod container;
+mod devices;
 pub mod env;
 mod hooks;
 mod lifecycle;
@@ -37,6 +38,8 @@ pub struct Ctx {
     pub host: HostInfo,
     /// Volume and probe managers shared by the workers.
     pub plugins: Arc<plugins::NodePlugins>,
+    /// Device plugins' resources: allocated when a container is created.
+    pub devices: Arc<deviceplugin::Manager>,
 }
 
 /// Runs the watch and the workers.
@@ -46,7 +49,13 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(client: kube::Client, cri: Cri, config: Config, node_ip: IpAddr) -> Self {
+    pub fn new(
+        client: kube::Client,
+        cri: Cri,
+        config: Config,
+        node_ip: IpAddr,
+        devices: Arc<deviceplugin::Manager>,
+    ) -> Self {
         let host = HostInfo::read(&config.root_dir);
         let recorder = Recorder::new(client.clone(), config.node_name.clone());
         let plugins =
@@ -60,6 +69,7 @@ impl Manager {
             runtime_name: String::new(),
             host,
             config,
+            devices,
         };
         Self {
             ctx: Arc::new(ctx),
@@ -106,6 +116,11 @@ impl Manager {
                 Err(e) => tracing::warn!(error = %e, "watching pods"),
             }
             self.workers.retain(|_, (_, h)| !h.is_finished());
+            if !first_list {
+                // Pods whose workers are done (or never came back) free their devices.
+                let live: HashSet<String> = self.workers.keys().cloned().collect();
+                self.ctx.devices.retain_pods(&live);
+            }
         }
         Ok(())
     }
