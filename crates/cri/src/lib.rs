@@ -9,6 +9,7 @@
 pub mod attach;
 mod container;
 mod containers;
+mod devices;
 mod error;
 mod exec_stream;
 mod images;

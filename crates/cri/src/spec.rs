@@ -113,6 +113,16 @@ pub fn build(
     });
     if sec.privileged {
         spec["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    } else {
+        let mut rules = crate::devices::default_rules();
+        let mut nodes = Vec::new();
+        for dev in &cfg.devices {
+            let granted = crate::devices::grant(dev)?;
+            nodes.push(granted.node);
+            rules.push(granted.rule);
+        }
+        spec["linux"]["resources"]["devices"] = Value::Array(rules);
+        spec["linux"]["devices"] = Value::Array(nodes);
     }
     Ok(spec)
 }
