@@ -92,6 +92,8 @@ where
                 return;
             }
         }
+        // kubectl treats anything but a 1000 close as an error on every stream.
+        let _ = sink.send(Message::Close(Some(normal_close()))).await;
         let _ = sink.close().await;
     });
     let mut pumps = Vec::new();
@@ -122,6 +124,14 @@ where
     let _ = tokio::time::timeout(DRAIN, writer).await;
     input.abort();
     Some(outcome)
+}
+
+/// A normal-closure (1000) close frame.
+pub fn normal_close() -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
+    tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "".into(),
+    }
 }
 
 async fn pump(chan: u8, mut r: Reader, tx: mpsc::Sender<Message>) {

@@ -22,11 +22,7 @@ where
     tokio::spawn(async move {
         while let Some(Ok(m)) = source.next().await {
             match m {
-                Message::Binary(d) => {
-                    if wr.write_all(&d).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Binary(d) if wr.write_all(&d).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }
@@ -45,6 +41,10 @@ where
                 return;
             }
         }
+        // kubectl treats anything but a 1000 close as an error on every stream.
+        let _ = sink
+            .send(Message::Close(Some(crate::channel::normal_close())))
+            .await;
         let _ = sink.close().await;
     });
     user

@@ -179,7 +179,7 @@ async fn stream(path: PathBuf, o: Options, follow: Option<(Cri, String)>, tx: mp
             continue;
         }
         idle += 1;
-        if idle % 10 == 0 && !running(&cri, &id).await {
+        if idle.is_multiple_of(10) && !running(&cri, &id).await {
             return;
         }
     }
