@@ -48,14 +48,20 @@ pub fn limits(ds: &DaemonSet, desired: i32) -> (i32, i32) {
 
 /// Plans one rolling step over the eligible nodes with pods (`empty`:
 /// eligible nodes without any, which count as unavailable).
-pub fn plan(nodes: &[NodePods], empty: usize, surge: i32, max_unavailable: i32, min_ready: i32) -> Step {
+pub fn plan(
+    nodes: &[NodePods],
+    empty: usize,
+    surge: i32,
+    max_unavailable: i32,
+    min_ready: i32,
+) -> Step {
     let avail = |p: &Arc<Pod>| is_available(p, min_ready);
     let mut step = Step::default();
     let mut unavailable = empty as i32
         + nodes
-        .iter()
-        .filter(|n| !n.new.iter().chain(&n.old).any(avail))
-        .count() as i32;
+            .iter()
+            .filter(|n| !n.new.iter().chain(&n.old).any(avail))
+            .count() as i32;
     let mut surging = nodes
         .iter()
         .filter(|n| !n.old.is_empty() && !n.new.is_empty())
