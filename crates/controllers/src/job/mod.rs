@@ -281,8 +281,9 @@ async fn write_status(
     }
     let complete = conds.iter().any(|c| c["type"] == "Complete");
     all.extend(conds);
+    let resumed = was_suspended && !suspended;
     let start = match old.get("startTime") {
-        Some(t) if !t.is_null() && !(was_suspended && !suspended) => t.clone(),
+        Some(t) if !t.is_null() && !resumed => t.clone(),
         _ if suspended => serde_json::Value::Null,
         _ => json!(now()),
     };
