@@ -35,6 +35,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM
 
 # busybox:latest in the scratch root, as ./dev setup builds it.
 fs=$work/fs

@@ -137,10 +137,12 @@ async fn kubelet_deployment_reachable_isolated_and_cleaned_up() {
         .await
         .map(|r| r.into_inner().items)
         .unwrap_or_default();
-    assert!(
-        left.is_empty(),
-        "sandbox of the deleted pod is left: {left:?}"
-    );
+    if !left.is_empty() {
+        panic!(
+            "sandbox of the deleted pod is left: {left:?}\n{}",
+            node.log_tail()
+        );
+    }
 
     // kubectl delete ns leaves nothing on the host.
     node.delete_ns("bosun-test-web");

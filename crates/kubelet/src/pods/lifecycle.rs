@@ -270,7 +270,9 @@ impl Worker {
             self.kill_all(self.grace()).await;
             let _ = self.observe(&sid).await;
         }
-        self.final_status().await;
+        // No status write here: this API server removes an object that has a
+        // deletionTimestamp and no finalizers on any update, which would drop
+        // the pod before its sandbox is gone.
         self.remove_sandboxes().await;
         self.terminated = true;
     }
@@ -296,44 +298,6 @@ impl Worker {
         let logs = sandbox::log_dir(&self.ctx.config.pod_log_dir, &self.pod);
         let _ = std::fs::remove_dir_all(&logs);
         tracing::info!(pod = %sandbox::name(&self.pod), "pod cleaned up");
-    }
-
-    async fn final_status(&mut self) {
-        let mut st = match &self.last_status {
-            Some(s) => s.clone(),
-            None => return,
-        };
-        let runtime = self.ctx.runtime_name.clone();
-        let statuses: Vec<serde_json::Value> = sandbox::spec(&self.pod)
-            .containers
-            .iter()
-            .map(|c| match self.observed.get(&c.name) {
-                Some(o) if o.exited() => serde_json::json!({
-                    "name": c.name, "image": c.image, "imageID": o.latest.image_ref,
-                    "containerID": format!("{runtime}://{}", o.latest.id),
-                    "ready": false, "started": false, "restartCount": o.attempt(),
-                    "state": {"terminated": {
-                        "exitCode": o.latest.exit_code, "reason": super::status::exit_reason(&o.latest),
-                        "startedAt": super::status::time_of(o.latest.started_at),
-                        "finishedAt": super::status::time_of(o.latest.finished_at),
-                        "containerID": format!("{runtime}://{}", o.latest.id)}},
-                }),
-                _ => serde_json::json!({"name": c.name, "image": c.image, "imageID": "", "ready": false,
-                    "started": false, "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}),
-            })
-            .collect();
-        st["containerStatuses"] = serde_json::json!(statuses);
-        if let Some(conds) = st["conditions"].as_array_mut() {
-            for c in conds
-                .iter_mut()
-                .filter(|c| c["type"] == "Ready" || c["type"] == "ContainersReady")
-            {
-                c["status"] = serde_json::json!("False");
-            }
-        }
-        if let Err(e) = self.patch_status(&st).await {
-            tracing::debug!(error = %e, "final pod status");
-        }
     }
 
     /// The pod's ready sandbox, without creating one.
