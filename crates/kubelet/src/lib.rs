@@ -57,6 +57,12 @@ pub struct Config {
     pub cluster_domain: String,
     /// Device plugins register on `<dir>/kubelet.sock` (default: `<root_dir>/device-plugins`).
     pub device_plugin_dir: PathBuf,
+    /// Port of the HTTPS endpoint (logs/exec/attach/port-forward); 0 picks a
+    /// free one, which the Node's daemonEndpoints then publish.
+    pub kubelet_port: u16,
+    /// PEM of the CA whose client certificates the endpoint accepts (the
+    /// cluster CA, as upstream's --client-ca-file); None: no endpoint.
+    pub client_ca_pem: Option<String>,
 }
 
 impl Config {
@@ -74,14 +80,17 @@ impl Config {
             node_ip: None,
             control_plane: false,
             cluster_domain: "cluster.local".into(),
+            kubelet_port: KUBELET_PORT as u16,
+            client_ca_pem: None,
         }
     }
 }
 
 /// Runs the kubelet until the process ends: connects to CRI, registers the
 /// Node, keeps its Lease and status fresh and runs the pods bound to it.
-pub async fn run(client: kube::Client, config: Config) -> Result<()> {
+pub async fn run(client: kube::Client, mut config: Config) -> Result<()> {
     let cri = cri::Cri::connect_retry(&config.runtime_endpoint).await?;
+    start_endpoint(&mut config).await?;
     let devices = deviceplugin::Config {
         dir: config.device_plugin_dir.clone(),
     };
@@ -98,4 +107,38 @@ pub async fn run(client: kube::Client, config: Config) -> Result<()> {
     pods::Manager::new(client, cri, config, node_ip, devices)
         .run()
         .await
+}
+
+/// Binds the HTTPS endpoint the API server reaches for logs, exec, attach
+/// and port-forward, records its real port in `config`, and serves it in
+/// the background. Without a client CA there is nobody to trust: skipped.
+async fn start_endpoint(config: &mut Config) -> Result<()> {
+    let Some(ca_pem) = config.client_ca_pem.clone() else {
+        tracing::warn!("no client CA: the kubelet endpoint (logs/exec) is not served");
+        return Ok(());
+    };
+    let ip = config
+        .node_ip
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let mut hosts = vec![config.node_name.clone(), "localhost".into()];
+    if !ip.is_unspecified() {
+        hosts.push(ip.to_string());
+    }
+    let bound = server::bind(server::ServerConfig {
+        bind: std::net::SocketAddr::new(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            config.kubelet_port,
+        ),
+        ca_pem,
+        cri_endpoint: config.runtime_endpoint.clone(),
+        hosts,
+    })
+    .await
+    .map_err(|e| Error::Config(format!("kubelet endpoint: {e}")))?;
+    if let Some(addr) = bound.local_addr() {
+        config.kubelet_port = addr.port();
+        tracing::info!(%addr, "kubelet endpoint listening");
+    }
+    tokio::spawn(bound.serve(std::future::pending()));
+    Ok(())
 }

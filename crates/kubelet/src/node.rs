@@ -270,7 +270,7 @@ impl NodeAgent {
                 {"type": "InternalIP", "address": self.ip.to_string()},
                 {"type": "Hostname", "address": host.hostname},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": crate::KUBELET_PORT}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.config.kubelet_port}},
             "nodeInfo": {
                 "machineID": host.machine_id,
                 "systemUUID": host.machine_id,

@@ -39,6 +39,10 @@ pub struct NodeOpts {
     /// Linux bridge of the in-process CRI's pod network.
     #[arg(long, default_value = "bosun-cni0")]
     pub cni_bridge: String,
+    /// Port of the kubelet's HTTPS endpoint (logs, exec, attach,
+    /// port-forward); 0 picks a free one and the Node publishes it.
+    #[arg(long, default_value_t = kubelet::KUBELET_PORT as u16)]
+    pub kubelet_port: u16,
 }
 
 /// Run the node agent: the kubelet and (by default) the CRI server.
@@ -64,7 +68,12 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("start the async runtime")?;
     rt.block_on(async {
         let client = client(&args).await?;
-        let agent = run_agent(root, &args.node, client, false);
+        let ca = match (&args.kubeconfig, &args.server_ca) {
+            (Some(kc), _) => ca_of_kubeconfig(kc),
+            (None, Some(ca)) => std::fs::read_to_string(ca).ok(),
+            (None, None) => None,
+        };
+        let agent = run_agent(root, &args.node, client, ca, false);
         tokio::select! {
             r = agent => r?,
             _ = cri::shutdown_signal() => {}
@@ -103,13 +112,29 @@ pub async fn run_embedded(root: &Path, opts: &NodeOpts, kubeconfig: &Path) -> an
     let client = controllers::client::from_kubeconfig(kubeconfig, None)
         .await
         .context("build the agent's API client")?;
-    run_agent(root, opts, client, true).await
+    run_agent(root, opts, client, ca_of_kubeconfig(kubeconfig), true).await
+}
+
+/// The cluster CA of a kubeconfig's first cluster (inline data or file):
+/// the kubelet endpoint trusts client certificates it signed.
+fn ca_of_kubeconfig(path: &Path) -> Option<String> {
+    let kc = kube::config::Kubeconfig::read_from(path).ok()?;
+    let cluster = kc.clusters.into_iter().next()?.cluster?;
+    if let Some(data) = cluster.certificate_authority_data {
+        use base64::Engine as _;
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .ok()?;
+        return String::from_utf8(pem).ok();
+    }
+    std::fs::read_to_string(cluster.certificate_authority?).ok()
 }
 
 async fn run_agent(
     root: &Path,
     opts: &NodeOpts,
     client: kube::Client,
+    client_ca_pem: Option<String>,
     control_plane: bool,
 ) -> anyhow::Result<()> {
     let endpoint = match &opts.container_runtime_endpoint {
@@ -143,5 +168,7 @@ async fn run_agent(
     config.pod_cidr = opts.pod_cidr.clone();
     config.node_ip = opts.node_ip;
     config.control_plane = control_plane;
+    config.kubelet_port = opts.kubelet_port;
+    config.client_ca_pem = client_ca_pem;
     kubelet::run(client, config).await.context("kubelet")
 }

@@ -183,7 +183,10 @@ fn spawn(
         "--https-listen-port",
         "0",
     ]);
-    if !full {
+    if full {
+        // Parallel one-node clusters: each kubelet endpoint on a free port.
+        cmd.args(["--kubelet-port", "0"]);
+    } else {
         // These tests pin down the API server's own semantics; controllers
         // writing status concurrently would race with them, and no node
         // agent may own Node and Pod objects.

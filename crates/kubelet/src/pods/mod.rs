@@ -164,6 +164,10 @@ impl Manager {
             if let Some(cg) = sb.annotations.get(sandbox::ANNOTATION_POD_CGROUP) {
                 let _ = crate::cgroup::remove_pod_cgroup(cg);
             }
+            // Unmounts tmpfs emptyDirs before removing the pod's directory.
+            if let Err(e) = self.ctx.plugins.volumes.teardown(uid).await {
+                tracing::warn!(error = %e, pod_uid = %uid, "tearing down orphaned volumes");
+            }
             let _ = std::fs::remove_dir_all(self.ctx.config.root_dir.join("pods").join(uid));
         }
     }
