@@ -72,4 +72,4 @@ deployment() {
 }
 
 for n in ${COUNTS[@]}; do throughput "$n"; done
-deployment
+[ "${DEPLOY:-1}" = 1 ] && deployment

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::batch::v1::{CronJob, Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, Namespace, NamespaceSpec, NamespaceStatus, Pod, PodSpec, PodTemplateSpec, Secret,
-    Service, ServiceSpec, Toleration,
+    Service, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -63,29 +63,14 @@ pub fn pod_spec(s: &mut PodSpec) {
     }
 }
 
-/// A created Pod also gets a service account, priority and the
-/// not-ready/unreachable tolerations the admission plugins add.
+/// A created Pod also gets a service account and priority (the
+/// not-ready/unreachable tolerations come from admission, `rest/admit.rs`).
 pub fn pod(p: &mut Pod) {
     let Some(spec) = p.spec.as_mut() else { return };
     pod_spec(spec);
     str(&mut spec.service_account_name, "default");
     str(&mut spec.preemption_policy, "PreemptLowerPriority");
     set(&mut spec.priority, 0);
-    let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-    ] {
-        if !tolerations.iter().any(|t| t.key.as_deref() == Some(key)) {
-            tolerations.push(Toleration {
-                key: Some(key.into()),
-                operator: Some("Exists".into()),
-                effect: Some("NoExecute".into()),
-                toleration_seconds: Some(300),
-                ..Default::default()
-            });
-        }
-    }
 }
 
 fn template(t: &mut PodTemplateSpec) {

@@ -277,11 +277,17 @@ async fn step(
     if old_spec == 0 {
         return Ok(());
     }
+    // A ReplicaSet whose status has not caught up with its last scale counts
+    // as nothing available (never more than its spec), so a stale cache
+    // cannot scale old pods down twice below replicas - maxUnavailable.
     let available = |rs: &ReplicaSet| {
-        rs.status
-            .as_ref()
-            .and_then(|s| s.available_replicas)
-            .unwrap_or(0)
+        let Some(st) = rs.status.as_ref() else {
+            return 0;
+        };
+        if st.observed_generation.unwrap_or(0) < rs.metadata.generation.unwrap_or(0) {
+            return 0;
+        }
+        st.available_replicas.unwrap_or(0).min(spec_replicas(rs))
     };
     let budget = rollout::old_scale_down_budget(
         desired,
