@@ -14,23 +14,21 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 /// The same list as the engine's (`crates/engine/src/spec.rs`): Docker's and
 /// containerd's defaults, which users of both expect to match.
 pub fn default_rules() -> Vec<Value> {
-    let allow = |t: &str, major: Option<i64>, minor: Option<i64>| {
-        json!({"allow": true, "type": t, "major": major, "minor": minor, "access": "rwm"})
-    };
+    let allow = |t: &str, major: Option<i64>, minor: Option<i64>| json!({"allow": true, "type": t, "major": major, "minor": minor, "access": "rwm"});
     vec![
         json!({"allow": false, "access": "rwm"}),
         json!({"allow": true, "type": "c", "access": "m"}),
         json!({"allow": true, "type": "b", "access": "m"}),
-        allow("c", Some(1), Some(3)),     // null
-        allow("c", Some(1), Some(5)),     // zero
-        allow("c", Some(1), Some(7)),     // full
-        allow("c", Some(1), Some(8)),     // random
-        allow("c", Some(1), Some(9)),     // urandom
-        allow("c", Some(5), Some(0)),     // tty
-        allow("c", Some(5), Some(1)),     // console
-        allow("c", Some(5), Some(2)),     // ptmx
-        allow("c", Some(136), None),      // pts/*
-        allow("c", Some(10), Some(200)),  // net/tun
+        allow("c", Some(1), Some(3)),    // null
+        allow("c", Some(1), Some(5)),    // zero
+        allow("c", Some(1), Some(7)),    // full
+        allow("c", Some(1), Some(8)),    // random
+        allow("c", Some(1), Some(9)),    // urandom
+        allow("c", Some(5), Some(0)),    // tty
+        allow("c", Some(5), Some(1)),    // console
+        allow("c", Some(5), Some(2)),    // ptmx
+        allow("c", Some(136), None),     // pts/*
+        allow("c", Some(10), Some(200)), // net/tun
     ]
 }
 
@@ -107,7 +105,14 @@ mod tests {
         };
         let g = grant(&d).expect("grant /dev/null");
         assert_eq!(g.node["path"], "/dev/widget");
-        assert_eq!((g.node["type"].as_str(), g.node["major"].as_i64(), g.node["minor"].as_i64()), (Some("c"), Some(1), Some(3)));
+        assert_eq!(
+            (
+                g.node["type"].as_str(),
+                g.node["major"].as_i64(),
+                g.node["minor"].as_i64()
+            ),
+            (Some("c"), Some(1), Some(3))
+        );
         assert_eq!(g.rule["access"], "rw");
     }
 

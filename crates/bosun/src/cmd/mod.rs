@@ -91,7 +91,7 @@ pub enum Command {
     /// The OCI runtime with runc's command line (also: invoke as `bosun-runc`).
     Oci(Box<oci::Args>),
     /// Run the control plane: the Kubernetes API server on HTTPS (k3s-style flags).
-    Server(server::Args),
+    Server(Box<server::Args>),
     /// Register simulated nodes and play their kubelets (for tests and benchmarks).
     SimNodes(sim_nodes::Args),
     /// Serve the Kubernetes CRI (runtime.v1) on a unix socket.
@@ -132,7 +132,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         ) as u8)),
         Command::Rmi(args) => image::run(&cli.root, image::ImageCommand::Rm(args)),
         Command::Oci(args) => oci::run(*args),
-        Command::Server(args) => server::run(&cli.root, args),
+        Command::Server(args) => server::run(&cli.root, *args),
         Command::SimNodes(args) => sim_nodes::run(args),
         Command::DevicePlugin(args) => device_plugin::run(&cli.root, args),
     }
