@@ -347,3 +347,42 @@ async fn cri_containers_httpd_exec_logs_restart_cleanup() -> anyhow::Result<()> 
     h.stop().await;
     Ok(())
 }
+
+/// Eight ExecSync calls at once on one container (as a readiness probe and a
+/// test's own exec overlap): every one exits 0 with its own output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cri_concurrent_exec_sync_all_succeed() -> anyhow::Result<()> {
+    if !testkit::is_root() {
+        eprintln!("skipped: this test needs root (namespaces, CNI, mounts)");
+        return Ok(());
+    }
+    if !have_cni() {
+        eprintln!("skipped: the standard CNI plugins are not installed in /usr/lib/cni");
+        return Ok(());
+    }
+    let mut h = Harness::new()?;
+    h.config.bosun = env!("CARGO_BIN_EXE_bosun").into();
+    h.start().await?;
+    let mut rt = h.runtime().await?;
+    let (_pod, id) = run(&mut rt, &h, "execs", "sleeper", &["sleep", "3600"]).await?;
+    for round in 0..5 {
+        let calls = (0..8).map(|n| {
+            let mut rt = rt.clone();
+            let id = id.clone();
+            let script = format!("echo {round}-{n} > /tmp/x-{n} && cat /tmp/x-{n}");
+            tokio::spawn(async move { exec(&mut rt, &id, &["sh", "-c", &script]).await })
+        });
+        let results = futures::future::join_all(calls).await;
+        for (n, r) in results.into_iter().enumerate() {
+            let out = r??;
+            assert_eq!(
+                (out.exit_code, String::from_utf8_lossy(&out.stdout).trim()),
+                (0, format!("{round}-{n}").as_str()),
+                "exec {round}-{n}: stderr {:?}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    h.stop().await;
+    Ok(())
+}

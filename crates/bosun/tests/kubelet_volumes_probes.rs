@@ -10,7 +10,7 @@
 mod apiserver_support;
 mod kubelet_support;
 
-use kubelet_support::{container_id, exec, is_ready, Node, Runtime};
+use kubelet_support::{container_id, exec, is_ready, Node};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -114,24 +114,6 @@ spec:
       periodSeconds: 1
       failureThreshold: 1
 "#;
-
-/// ExecSync that is retried a few times: once in CI an exec run while the
-/// readiness probe's own ExecSync ran on the same container answered exit 1
-/// (suspected: concurrent `bosun oci exec` in one container; open in the
-/// session note). The failures are printed, not hidden.
-async fn exec_retried(rt: &mut Runtime, id: &str, cmd: &[&str]) -> i32 {
-    let mut code = -1;
-    for attempt in 0..5 {
-        let (c, out) = exec(rt, id, cmd).await;
-        code = c;
-        if c == 0 {
-            break;
-        }
-        eprintln!("exec {cmd:?} attempt {attempt}: exit {c}: {out}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    code
-}
 
 fn status<'a>(pod: &'a Value, name: &str) -> Option<&'a Value> {
     pod["status"]["containerStatuses"]
@@ -313,7 +295,7 @@ async fn kubelet_liveness_restarts_and_readiness_unready() {
     // Readiness fails: out of Ready without a restart; back when it passes.
     let ready = node.pod(ns, "ready").unwrap_or_default();
     let rid = container_id(&ready, "c");
-    assert_eq!(exec_retried(&mut rt, &rid, &["rm", "/tmp/ready"]).await, 0);
+    assert_eq!(exec(&mut rt, &rid, &["rm", "/tmp/ready"]).await.0, 0);
     let unready = node.wait("ready not Ready", Duration::from_secs(240), || {
         node.pod(ns, "ready").filter(|p| !is_ready(p))
     });
@@ -323,10 +305,7 @@ async fn kubelet_liveness_restarts_and_readiness_unready() {
         Some(Value::Bool(false))
     );
     assert_eq!(unready["status"]["phase"], "Running");
-    assert_eq!(
-        exec_retried(&mut rt, &rid, &["touch", "/tmp/ready"]).await,
-        0
-    );
+    assert_eq!(exec(&mut rt, &rid, &["touch", "/tmp/ready"]).await.0, 0);
     node.wait("ready Ready again", Duration::from_secs(240), || {
         node.pod(ns, "ready").filter(is_ready)
     });

@@ -1,7 +1,10 @@
 //! `exec`: a new process inside a running container. A forked child
 //! unshares a private mount namespace, re-executes our binary read-only
 //! (like the init), joins the container's namespaces and forks once more
-//! so that the process lands in the container's pid namespace.
+//! so that the process lands in the container's pid namespace. Two
+//! processes answer on the one channel: the forking stage 2 sends PID and
+//! exits, and only then does its child send READY (or FAIL), so the frames
+//! arrive in order even when many execs run at once on a loaded machine.
 
 use crate::error::{io_err, Error, Result};
 use crate::init::{ExecTarget, InitConfig};

@@ -140,12 +140,23 @@ fn exec_init(cfg: InitConfig, ch: &mut Channel) -> Result<std::convert::Infallib
         return Err(Error::Invalid("exec without a target".into()));
     };
     join_container(target)?;
+    // Both this process (PID) and its child (READY or FAIL) write to the
+    // channel: the child waits until we are gone, so the parent always reads
+    // PID first however the two get scheduled.
+    let (gone_r, gone_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe for the exec handshake"))?;
     let pid = crate::spawn::clone_fork(CloneFlags::empty())?;
     if pid != 0 {
-        ch.send(Tag::Pid, pid.to_string().as_bytes())?;
+        drop(gone_r);
+        let sent = ch.send(Tag::Pid, pid.to_string().as_bytes());
+        drop(gone_w);
+        sent?;
         // SAFETY: _exit ends this intermediate process; the child carries on.
         unsafe { libc::_exit(0) }
     }
+    drop(gone_w);
+    wait_for_eof(&gone_r)?;
+    drop(gone_r);
     let console = cfg.console_fd.map(|fd| {
         // SAFETY: the parent placed the console socket at this fd for us alone.
         unsafe { OwnedFd::from_raw_fd(fd) }
@@ -154,6 +165,18 @@ fn exec_init(cfg: InitConfig, ch: &mut Channel) -> Result<std::convert::Infallib
     let ready = process::prepare(&target.process, cfg.preserve_fds, &cfg.spec)?;
     ch.send(Tag::Ready, b"")?;
     ready.exec()
+}
+
+/// Blocks until every writer of the pipe `r` has closed it.
+fn wait_for_eof(r: &OwnedFd) -> Result<()> {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(r, &mut b) {
+            Ok(0) => return Ok(()),
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(sys_err("wait for the exec intermediate")(e)),
+        }
+    }
 }
 
 /// Opens every namespace of the container first (its /proc view changes once

@@ -22,7 +22,8 @@ pub type Runtime = v1::runtime_service_client::RuntimeServiceClient<tonic::trans
 pub struct Node {
     pub server: Server,
     pub name: String,
-    pub tag: u32,
+    /// `<pid>-<n>`: unique among the nodes of every test process alive.
+    pub tag: String,
     pub bridge: String,
     pub cgroup_root: String,
     pub socket: PathBuf,
@@ -55,13 +56,13 @@ impl Node {
             .import_rootfs(&rootfs, &reference, &[])
             .expect("import busybox");
         let _ = std::fs::remove_dir_all(&rootfs);
-        let tag = (std::process::id() * 7 + rand_u32()) % 10000;
+        let (tag, index) = unique_tag();
         let name = format!("bosun-test-node-{tag}");
         let bridge = format!("bkt{tag}");
         let cgroup_root = format!("/bosun-test-kubelet-{tag}");
         let socket = dir.path().join("cri.sock");
         let logs = dir.path().join("pod-logs");
-        let cidr = format!("10.{}.{}.0/24", 150 + tag % 50, tag / 50 % 250);
+        let cidr = free_cidr(index);
         let extra: Vec<String> = [
             "--node-name",
             &name,
@@ -365,6 +366,32 @@ impl Drop for Node {
             .args(["link", "del", &self.bridge])
             .status();
     }
+}
+
+/// `<pid>-<n>` (n counts the nodes of this process) and a number derived
+/// from both: names built from the tag never collide between tests running in
+/// parallel, in this process or another (a bridge name stays within 15 bytes).
+fn unique_tag() -> (String, u32) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let pid = std::process::id();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    (format!("{pid}-{n}"), pid.wrapping_mul(8).wrapping_add(n))
+}
+
+/// A /24 in 10.150.0.0-10.199.249.0 picked from `index`, skipping any that
+/// already has a route on this host (another node's bridge).
+fn free_cidr(index: u32) -> String {
+    let routes = Command::new("ip")
+        .args(["-4", "route", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let slot = |i: u32| format!("10.{}.{}.0/24", 150 + i % 50, i / 50 % 250);
+    (index..index + 12500)
+        .map(slot)
+        .find(|c| !routes.lines().any(|l| l.starts_with(c.as_str())))
+        .unwrap_or_else(|| slot(index))
 }
 
 fn rand_u32() -> u32 {

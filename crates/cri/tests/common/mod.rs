@@ -26,6 +26,21 @@ pub fn have_cni() -> bool {
     Path::new("/usr/lib/cni/bridge").exists() && Path::new("/usr/lib/cni/host-local").exists()
 }
 
+/// `10.x.y` (x in 200..250) picked from `index`, skipping prefixes that
+/// already have a route on this host.
+fn free_subnet(index: u32) -> String {
+    let routes = std::process::Command::new("ip")
+        .args(["-4", "route", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let slot = |i: u32| format!("10.{}.{}", 200 + i % 50, i / 50 % 250);
+    (index..index + 12500)
+        .map(slot)
+        .find(|p| !routes.lines().any(|l| l.starts_with(&format!("{p}.0/"))))
+        .unwrap_or_else(|| slot(index))
+}
+
 impl Harness {
     /// Scratch roots, busybox imported as `busybox:latest`, a unique network.
     pub fn new() -> anyhow::Result<Harness> {
@@ -42,11 +57,12 @@ impl Harness {
             static NEXT: AtomicU32 = AtomicU32::new(0);
             NEXT.fetch_add(1, Ordering::Relaxed)
         };
-        let tag = (pid * 4 + n) % 10000;
-        let subnet_prefix = format!("10.{}.{}", 200 + tag % 50, tag / 50 % 250);
+        // Names from pid and counter never collide between parallel tests;
+        // the subnet skips any /24 another bridge already routes.
+        let subnet_prefix = free_subnet(pid.wrapping_mul(8).wrapping_add(n));
         let mut config = cri::Config::new(dir.path().join("state"), &images);
         config.pause_command = vec![testkit::BUSYBOX.into(), "sleep".into(), "999999".into()];
-        config.bridge = format!("bcri{tag}");
+        config.bridge = format!("bcri{pid}-{n}");
         config.network_name = format!("bosun-test-{pid}-{n}");
         config.pod_cidr = format!("{subnet_prefix}.0/24");
         let socket = dir.path().join("cri.sock");
