@@ -313,6 +313,13 @@ async fn kubelet_restart_readopts_running_containers() {
     let before = node.wait("steady Ready", Duration::from_secs(240), || {
         node.pod(ns, "steady").filter(is_ready)
     });
+    // The container's PID 1 start time: a restarted container has a new one.
+    let mut rt = node.cri().await;
+    let id = container_id(&before, "main");
+    let started = "cut -d' ' -f22 /proc/1/stat";
+    let (code, pid1_before) = exec(&mut rt, &id, &["sh", "-c", started]).await;
+    assert_eq!(code, 0, "{pid1_before}");
+    drop(rt);
     node.server.restart();
     node.wait_node_ready();
     // Give the new kubelet several sync rounds.
@@ -326,8 +333,17 @@ async fn kubelet_restart_readopts_running_containers() {
         "status changed across the restart"
     );
     let mut rt = node.cri().await;
-    let (code, _) = exec(&mut rt, &container_id(&after, "main"), &["true"]).await;
-    assert_eq!(code, 0, "the original container still runs");
+    let (code, pid1_after) = exec(
+        &mut rt,
+        &container_id(&after, "main"),
+        &["sh", "-c", started],
+    )
+    .await;
+    assert_eq!(
+        (code, pid1_after),
+        (0, pid1_before),
+        "the original container process still runs"
+    );
     node.delete_ns(ns);
     let left = node.leftovers().await;
     assert!(left.is_empty(), "left on the host: {left:#?}");

@@ -154,20 +154,6 @@ fn events(node: &Node, ns: &str, name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// What the node still holds once the deleted pods' sandboxes are gone
-/// (removed just after the pod objects), waiting generously.
-async fn leftovers(node: &Node) -> Vec<String> {
-    let mut left = node.leftovers().await;
-    for _ in 0..240 {
-        if left.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        left = node.leftovers().await;
-    }
-    left
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_secret_volume_updates_env_and_missing_secret() {
     if !kubelet_support::can_run() {
@@ -239,7 +225,7 @@ async fn kubelet_secret_volume_updates_env_and_missing_secret() {
         "--wait=true",
         "--timeout=150s",
     ]);
-    assert_eq!(leftovers(&node).await, Vec::<String>::new());
+    assert_eq!(node.leftovers().await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,5 +305,5 @@ async fn kubelet_liveness_restarts_and_readiness_unready() {
         "--wait=true",
         "--timeout=150s",
     ]);
-    assert_eq!(leftovers(&node).await, Vec::<String>::new());
+    assert_eq!(node.leftovers().await, Vec::<String>::new());
 }

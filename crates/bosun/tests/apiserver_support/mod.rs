@@ -172,9 +172,12 @@ fn spawn(
         .expect("open the server log");
     let mut cmd = in_netns(netns, env!("CARGO_BIN_EXE_bosun"));
     if full {
+        // BOSUN_TEST_NODE is inherited by the pause processes and container
+        // monitors, so a test can tell this node's leftovers from others'.
         cmd.arg("--root")
             .arg(dir.path().join("root"))
-            .env("BOSUN_LOG", "info");
+            .env("BOSUN_LOG", "info")
+            .env("BOSUN_TEST_NODE", dir.path());
     }
     cmd.args([
         "server",

@@ -16,6 +16,16 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tonic::transport::{Endpoint, Uri};
 
+/// Workload kinds deleted (cronjobs first, so no new Job starts) before a
+/// namespace's pods.
+const WORKLOADS: [&str; 5] = [
+    "cronjobs",
+    "deployments",
+    "replicasets",
+    "daemonsets",
+    "jobs",
+];
+
 pub type Runtime = v1::runtime_service_client::RuntimeServiceClient<tonic::transport::Channel>;
 
 /// One node: the server, its scratch paths and unique names.
@@ -219,7 +229,7 @@ impl Node {
     /// pod stopped by the kubelet, which confirms the deletion), then the
     /// namespace, waited for when a namespace controller finalizes it.
     pub fn delete_ns(&self, ns: &str) {
-        for kind in ["deployments", "replicasets", "daemonsets", "jobs"] {
+        for kind in WORKLOADS {
             let _ = self.kubectl(&["delete", kind, "--all", "-n", ns, "--timeout=60s"]);
         }
         let _ = self.kubectl(&[
@@ -247,9 +257,24 @@ impl Node {
         }
     }
 
-    /// What the node left on the host: sandboxes, containers, pod cgroups,
-    /// veths on its bridge, mounts under its scratch dir.
+    /// What the node left on the host once deleted pods had time to go
+    /// (polled for up to two minutes): see [`Node::leftovers_now`].
     pub async fn leftovers(&self) -> Vec<String> {
+        let mut left = self.leftovers_now().await;
+        for _ in 0..240 {
+            if left.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            left = self.leftovers_now().await;
+        }
+        left
+    }
+
+    /// What the node holds on the host now: sandboxes, containers, pod
+    /// cgroups, veths on its bridge, mounts under its scratch dir, pause
+    /// processes (pod network namespaces) and container monitors.
+    pub async fn leftovers_now(&self) -> Vec<String> {
         let mut left = Vec::new();
         let mut rt = self.cri().await;
         let sbs = rt
@@ -279,8 +304,46 @@ impl Node {
                 .filter(|l| l.contains(&scratch))
                 .map(|l| format!("mount {l}")),
         );
+        left.extend(node_processes(&scratch));
         left
     }
+}
+
+/// Pause processes (each holds a pod's network, IPC and UTS namespaces) and
+/// container monitors this node started: `bosun cri pause|monitor` with the
+/// node's scratch dir in their command line or environment (BOSUN_TEST_NODE).
+fn node_processes(scratch: &str) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let argv: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let role = argv
+            .windows(2)
+            .find(|w| w[0] == "cri" && (w[1] == "pause" || w[1] == "monitor"))
+            .map(|w| w[1].clone());
+        let Some(role) = role else { continue };
+        let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let ours = argv.iter().any(|a| a.contains(scratch))
+            || String::from_utf8_lossy(&environ).contains(scratch);
+        if ours {
+            let what = if role == "pause" {
+                "pause process (holds the pod netns)"
+            } else {
+                "container monitor"
+            };
+            out.push(format!("{what} {pid}: {}", argv.join(" ")));
+        }
+    }
+    out
 }
 
 /// `pod*` directories under `<mount>/<root>/kubepods` in the memory and cpu hierarchies.
@@ -353,7 +416,7 @@ impl Drop for Node {
         if let Ok(out) = self.kubectl(&["get", "ns", "-o", "name"]) {
             for ns in out.lines().filter_map(|l| l.strip_prefix("namespace/")) {
                 if ns.starts_with("bosun-test") {
-                    for kind in ["deployments", "replicasets", "daemonsets", "jobs"] {
+                    for kind in WORKLOADS {
                         let _ = self.kubectl(&["delete", kind, "--all", "-n", ns, "--timeout=60s"]);
                     }
                     let _ = self.kubectl(&["delete", "pods", "--all", "-n", ns, "--timeout=120s"]);
