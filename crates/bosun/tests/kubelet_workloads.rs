@@ -4,7 +4,8 @@
 //! CronJob's Job completes, a DaemonSet pod runs on the node (the shared
 //! localhost and IPC of a multi-container pod are in
 //! `kubelet::kubelet_limits_oom_and_shared_namespaces`); then `kubectl delete
-//! ns` leaves nothing on the host (acceptance 6).
+//! ns` leaves nothing on the host (acceptance 6). Also: the node's pressure
+//! conditions are reported with upstream's reasons.
 
 mod apiserver_support;
 mod kubelet_support;
@@ -89,12 +90,49 @@ fn owner_kind(obj: &Value) -> String {
         .to_string()
 }
 
+/// The node reports the three pressure conditions (computed from this
+/// host's readings, so either status) with upstream's reason for the status.
+fn check_conditions(node: &Node) {
+    let v: Value = serde_json::from_str(&node.ok(&["get", "node", &node.name, "-o", "json"]))
+        .unwrap_or_default();
+    let conds = v["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (kind, ok, pressed) in [
+        (
+            "MemoryPressure",
+            "KubeletHasSufficientMemory",
+            "KubeletHasInsufficientMemory",
+        ),
+        (
+            "DiskPressure",
+            "KubeletHasNoDiskPressure",
+            "KubeletHasDiskPressure",
+        ),
+        (
+            "PIDPressure",
+            "KubeletHasSufficientPID",
+            "KubeletHasInsufficientPID",
+        ),
+    ] {
+        let c = conds
+            .iter()
+            .find(|c| c["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in {conds:#?}"));
+        let want = if c["status"] == "True" { pressed } else { ok };
+        assert_eq!(c["reason"], want, "{c:#}");
+        assert!(c["lastTransitionTime"].is_string(), "{c:#}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_job_cronjob_and_daemonset_run_on_the_node() {
     if !kubelet_support::can_run() {
         return;
     }
     let node = Node::start();
+    check_conditions(&node);
     node.ok(&["create", "ns", NS]);
     node.apply(WORKLOADS);
 

@@ -274,4 +274,21 @@ impl Cri {
             .into_inner()
             .image_ref)
     }
+
+    /// Where the runtime keeps its images (CRI ImageFsInfo's first mountpoint).
+    pub async fn image_fs_dir(&self) -> Result<Option<PathBuf>> {
+        let info = self
+            .img
+            .clone()
+            .image_fs_info(v1::ImageFsInfoRequest {})
+            .await
+            .map_err(cri("ImageFsInfo"))?
+            .into_inner();
+        Ok(info
+            .image_filesystems
+            .into_iter()
+            .filter_map(|f| f.fs_id)
+            .map(|id| PathBuf::from(id.mountpoint))
+            .find(|p| !p.as_os_str().is_empty()))
+    }
 }

@@ -18,6 +18,7 @@ pub mod events;
 pub mod host;
 pub mod node;
 pub mod pods;
+pub mod pressure;
 pub mod probes;
 pub mod server;
 pub mod volumes;
@@ -63,6 +64,9 @@ pub struct Config {
     /// PEM of the CA whose client certificates the endpoint accepts (the
     /// cluster CA, as upstream's --client-ca-file); None: no endpoint.
     pub client_ca_pem: Option<String>,
+    /// Hard eviction thresholds behind the pressure conditions (upstream's
+    /// --eviction-hard; default upstream's defaults). Nothing is evicted.
+    pub eviction_hard: pressure::Thresholds,
 }
 
 impl Config {
@@ -82,6 +86,7 @@ impl Config {
             cluster_domain: "cluster.local".into(),
             kubelet_port: KUBELET_PORT as u16,
             client_ca_pem: None,
+            eviction_hard: pressure::Thresholds::default(),
         }
     }
 }

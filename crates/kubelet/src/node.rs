@@ -1,10 +1,12 @@
 //! The Node object: registration (capacity, addresses, nodeInfo, labels),
 //! the Lease in kube-node-lease renewed every 10 s, the status conditions
-//! refreshed periodically, and the pod CIDR handed to the runtime.
+//! refreshed periodically (pressure from [`crate::pressure`]), and the pod
+//! CIDR handed to the runtime.
 
 use crate::cri::Cri;
 use crate::error::{api, Result};
 use crate::host::HostInfo;
+use crate::pressure;
 use crate::Config;
 use chrono::{SecondsFormat, Utc};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -31,7 +33,14 @@ pub struct NodeAgent {
     cidr: Arc<Mutex<String>>,
     /// Extended resources from device plugins (capacity and allocatable).
     devices: Option<Arc<deviceplugin::Manager>>,
+    /// Pressure conditions: what was last posted and since when.
+    conditions: Arc<Mutex<Transitions>>,
+    /// The runtime's image directory, asked once (CRI ImageFsInfo).
+    image_dir: Arc<tokio::sync::OnceCell<Option<std::path::PathBuf>>>,
 }
+
+/// The status each condition type last had and when it took it.
+type Transitions = std::collections::HashMap<&'static str, (&'static str, String)>;
 
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -48,6 +57,8 @@ impl NodeAgent {
             started: now(),
             cidr: Arc::default(),
             devices: None,
+            conditions: Arc::default(),
+            image_dir: Arc::default(),
         }
     }
 
@@ -228,7 +239,8 @@ impl NodeAgent {
     async fn post_status(&self) -> Result<()> {
         let host = HostInfo::read(&self.config.root_dir);
         let version = self.cri.version().await?;
-        let status = self.status(&host, &version);
+        let mut status = self.status(&host, &version);
+        status["conditions"] = self.conditions().await;
         let nodes: Api<Node> = Api::all(self.client.clone());
         nodes
             .patch_status(
@@ -257,12 +269,6 @@ impl NodeAgent {
             capacity[&name] = json!(n.capacity.to_string());
             allocatable[&name] = json!(n.allocatable.to_string());
         }
-        let cond = |kind: &str, status: &str, reason: &str, message: &str| {
-            json!({
-                "type": kind, "status": status, "reason": reason, "message": message,
-                "lastHeartbeatTime": now(), "lastTransitionTime": self.started,
-            })
-        };
         json!({
             "capacity": capacity,
             "allocatable": allocatable,
@@ -283,12 +289,54 @@ impl NodeAgent {
                 "operatingSystem": "linux",
                 "architecture": host.arch,
             },
-            "conditions": [
-                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-                cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-                cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
-            ],
         })
+    }
+
+    /// The pressure conditions from readings taken now, then Ready; each
+    /// lastTransitionTime is when its status last changed.
+    async fn conditions(&self) -> serde_json::Value {
+        let image_dir = self
+            .image_dir
+            .get_or_init(|| async { self.cri.image_fs_dir().await.ok().flatten() })
+            .await
+            .clone();
+        let root = self.config.root_dir.clone();
+        let readings = tokio::task::spawn_blocking(move || {
+            pressure::Readings::read(&root, image_dir.as_deref())
+        })
+        .await
+        .unwrap_or_default();
+        let found = pressure::Pressure::of(&readings, &self.config.eviction_hard);
+        let ready = (
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status",
+        );
+        let beat = now();
+        let Ok(mut seen) = self.conditions.lock() else {
+            return json!([]);
+        };
+        let conds: Vec<serde_json::Value> = found
+            .conditions()
+            .into_iter()
+            .chain([ready])
+            .map(|(kind, status, reason, message)| {
+                let since = match seen.get(kind) {
+                    Some((s, t)) if *s == status => t.clone(),
+                    Some(_) => {
+                        tracing::info!(condition = kind, status, %message, "node condition changed");
+                        beat.clone()
+                    }
+                    None => self.started.clone(),
+                };
+                seen.insert(kind, (status, since.clone()));
+                json!({
+                    "type": kind, "status": status, "reason": reason, "message": message,
+                    "lastHeartbeatTime": beat, "lastTransitionTime": since,
+                })
+            })
+            .collect();
+        json!(conds)
     }
 }

@@ -43,6 +43,11 @@ pub struct NodeOpts {
     /// port-forward); 0 picks a free one and the Node publishes it.
     #[arg(long, default_value_t = kubelet::KUBELET_PORT as u16)]
     pub kubelet_port: u16,
+    /// Hard eviction thresholds behind the node's pressure conditions, as
+    /// upstream (memory.available<100Mi,nodefs.available<10%,...; signals
+    /// left out are off). Default: upstream's defaults. Nothing is evicted.
+    #[arg(long)]
+    pub eviction_hard: Option<String>,
 }
 
 /// Run the node agent: the kubelet and (by default) the CRI server.
@@ -170,5 +175,9 @@ async fn run_agent(
     config.control_plane = control_plane;
     config.kubelet_port = opts.kubelet_port;
     config.client_ca_pem = client_ca_pem;
+    if let Some(list) = &opts.eviction_hard {
+        config.eviction_hard =
+            kubelet::pressure::Thresholds::parse(list).context("--eviction-hard")?;
+    }
     kubelet::run(client, config).await.context("kubelet")
 }
