@@ -16,6 +16,7 @@ pub mod cri;
 mod error;
 pub mod events;
 pub mod host;
+pub mod logrotate;
 pub mod node;
 pub mod pods;
 pub mod probes;
@@ -63,6 +64,8 @@ pub struct Config {
     /// PEM of the CA whose client certificates the endpoint accepts (the
     /// cluster CA, as upstream's --client-ca-file); None: no endpoint.
     pub client_ca_pem: Option<String>,
+    /// Container log rotation by size (upstream's --container-log-max-*).
+    pub log_rotation: logrotate::Policy,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             cluster_domain: "cluster.local".into(),
             kubelet_port: KUBELET_PORT as u16,
             client_ca_pem: None,
+            log_rotation: logrotate::Policy::default(),
         }
     }
 }
@@ -104,6 +108,7 @@ pub async fn run(client: kube::Client, mut config: Config) -> Result<()> {
     node.register().await?;
     let node_ip = node.internal_ip();
     tokio::spawn(node.clone().run());
+    tokio::spawn(logrotate::run(cri.clone(), config.log_rotation));
     pods::Manager::new(client, cri, config, node_ip, devices)
         .run()
         .await
