@@ -16,6 +16,7 @@ pub mod cri;
 mod error;
 pub mod events;
 pub mod host;
+pub mod logrotate;
 pub mod node;
 pub mod pods;
 pub mod pressure;
@@ -67,6 +68,8 @@ pub struct Config {
     /// Hard eviction thresholds behind the pressure conditions (upstream's
     /// --eviction-hard; default upstream's defaults). Nothing is evicted.
     pub eviction_hard: pressure::Thresholds,
+    /// Container log rotation by size (upstream's --container-log-max-*).
+    pub log_rotation: logrotate::Policy,
 }
 
 impl Config {
@@ -87,6 +90,7 @@ impl Config {
             kubelet_port: KUBELET_PORT as u16,
             client_ca_pem: None,
             eviction_hard: pressure::Thresholds::default(),
+            log_rotation: logrotate::Policy::default(),
         }
     }
 }
@@ -109,6 +113,7 @@ pub async fn run(client: kube::Client, mut config: Config) -> Result<()> {
     node.register().await?;
     let node_ip = node.internal_ip();
     tokio::spawn(node.clone().run());
+    tokio::spawn(logrotate::run(cri.clone(), config.log_rotation));
     pods::Manager::new(client, cri, config, node_ip, devices)
         .run()
         .await

@@ -45,6 +45,7 @@ where
         let mut codec = Codec::new();
         let mut buf = BytesMut::new();
         while let Some(f) = out_rx.recv().await {
+            tracing::trace!(frame = ?f, "port-forward frame out");
             buf.clear();
             if codec.encode(&f, &mut buf).is_err() || wr.write_all(&buf).await.is_err() {
                 return;
@@ -63,7 +64,10 @@ where
     let result = loop {
         match codec.decode(&mut buf) {
             Ok(Some(Frame::GoAway { .. })) => break Ok(()),
-            Ok(Some(f)) => session.frame(f),
+            Ok(Some(f)) => {
+                tracing::trace!(frame = ?f, "port-forward frame in");
+                session.frame(f)
+            }
             Ok(None) => match rd.read_buf(&mut buf).await {
                 Ok(0) => break Ok(()),
                 Ok(_) => {}
@@ -84,6 +88,7 @@ where
     }
     drop(session);
     let _ = writer.await;
+    tracing::debug!(?result, "port-forward session ended");
     result
 }
 
@@ -201,6 +206,7 @@ async fn forward(
         Ok(s) => s,
         Err(e) => {
             let msg = format!("error forwarding port {port} to pod: {e}");
+            tracing::debug!(%msg, "port-forward connect");
             let _ = out.send(Frame::Data {
                 stream: error,
                 flags: FLAG_FIN,

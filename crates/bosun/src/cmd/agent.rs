@@ -48,6 +48,36 @@ pub struct NodeOpts {
     /// left out are off). Default: upstream's defaults. Nothing is evicted.
     #[arg(long)]
     pub eviction_hard: Option<String>,
+    /// Rotate a container's log once it is larger than this (a quantity: 10Mi; 0: never).
+    #[arg(long, default_value = "10Mi", value_parser = parse_size)]
+    pub container_log_max_size: u64,
+    /// Log files kept per container, the current one included (at least 2).
+    #[arg(long, default_value_t = kubelet::logrotate::DEFAULT_MAX_FILES,
+          value_parser = parse_max_files)]
+    pub container_log_max_files: usize,
+    /// How often container logs are checked for rotation (10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_interval)]
+    pub container_log_monitor_interval: std::time::Duration,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    kubelet::cgroup::parse_quantity(s)
+        .filter(|n| *n >= 0.0)
+        .map(|n| n as u64)
+        .ok_or_else(|| format!("invalid size {s:?} (a quantity like 10Mi)"))
+}
+
+fn parse_max_files(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 2)
+        .ok_or_else(|| format!("invalid file count {s:?} (2 or more)"))
+}
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    kubelet::logrotate::parse_duration(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("invalid interval {s:?} (like 10s)"))
 }
 
 /// Run the node agent: the kubelet and (by default) the CRI server.
@@ -179,5 +209,10 @@ async fn run_agent(
         config.eviction_hard =
             kubelet::pressure::Thresholds::parse(list).context("--eviction-hard")?;
     }
+    config.log_rotation = kubelet::logrotate::Policy {
+        max_size: opts.container_log_max_size,
+        max_files: opts.container_log_max_files,
+        interval: opts.container_log_monitor_interval,
+    };
     kubelet::run(client, config).await.context("kubelet")
 }

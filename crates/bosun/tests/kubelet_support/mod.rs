@@ -56,6 +56,11 @@ pub fn can_run() -> bool {
 impl Node {
     /// Starts the cluster and waits until the node is Ready.
     pub fn start() -> Node {
+        Self::start_with(&[])
+    }
+
+    /// As [`Node::start`], with extra `bosun server` flags.
+    pub fn start_with(flags: &[&str]) -> Node {
         let dir = testkit::scratch_dir();
         let rootfs = dir.path().join("busybox");
         std::fs::create_dir_all(&rootfs).expect("mkdir rootfs");
@@ -91,6 +96,7 @@ impl Node {
             "--pod-log-dir".to_string(),
             logs.display().to_string(),
         ])
+        .chain(flags.iter().map(|s| s.to_string()))
         .collect();
         let server = Server::start_node(dir, &extra);
         let node = Node {

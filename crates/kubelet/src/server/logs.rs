@@ -2,8 +2,9 @@
 //! (`<RFC3339Nano> <stdout|stderr> <F|P> <msg>` per line) and answers the
 //! messages, with upstream's options: follow (polls for new lines, ends
 //! when the container has exited and everything is sent, follows a
-//! rotation), previous (the instance before the newest), tailLines,
-//! sinceSeconds/sinceTime, timestamps and limitBytes.
+//! rotation after reading the old file to its end), previous (the instance
+//! before the newest), tailLines, sinceSeconds/sinceTime, timestamps and
+//! limitBytes.
 
 use super::cri::Cri;
 use super::{text, Query};
@@ -151,24 +152,22 @@ async fn stream(path: PathBuf, o: Options, follow: Option<(Cri, String)>, tx: mp
     let Some((cri, id)) = follow else {
         return;
     };
-    let mut offset = complete as u64;
-    let mut ino = inode(&path);
+    let mut file = Followed::open(&path, complete as u64).await;
     let mut idle = 0u32;
     loop {
         tokio::time::sleep(POLL).await;
         if tx.is_closed() {
             return;
         }
-        let (len, now_ino) = (file_len(&path), inode(&path));
-        if now_ino != ino || len < offset {
-            (offset, ino) = (0, now_ino);
+        let mut fresh = file.read_new().await;
+        if file.rotated() {
+            // Rotated: the rest of the old file (read above), then the new one.
+            file = Followed::open(&path, 0).await;
+            fresh.extend(file.read_new().await);
         }
-        let fresh = read_from(&path, offset).await;
-        let complete = fresh.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        if complete > 0 {
-            offset += complete as u64;
+        if !fresh.is_empty() {
             idle = 0;
-            let lines = fresh[..complete]
+            let lines = fresh
                 .split(|b| *b == b'\n')
                 .filter(|l| !l.is_empty())
                 .filter_map(|l| format_line(l, &o))
@@ -182,6 +181,55 @@ async fn stream(path: PathBuf, o: Options, follow: Option<(Cri, String)>, tx: mp
         if idle.is_multiple_of(10) && !running(&cri, &id).await {
             return;
         }
+    }
+}
+
+/// A followed log file, kept open so that lines written just before a
+/// rotation (a rename) are still read from the old file.
+struct Followed {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    ino: u64,
+    /// Bytes of an incomplete last line, kept until its newline arrives.
+    partial: Vec<u8>,
+}
+
+impl Followed {
+    async fn open(path: &std::path::Path, offset: u64) -> Followed {
+        use tokio::io::AsyncSeekExt;
+        let mut file = tokio::fs::File::open(path).await.ok();
+        if let Some(f) = file.as_mut() {
+            if f.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
+                file = None;
+            }
+        }
+        Followed {
+            path: path.to_path_buf(),
+            file,
+            ino: inode(path),
+            partial: Vec::new(),
+        }
+    }
+
+    /// The complete lines appended since the last call.
+    async fn read_new(&mut self) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.read_to_end(&mut self.partial).await;
+        }
+        let complete = self
+            .partial
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let rest = self.partial.split_off(complete);
+        std::mem::replace(&mut self.partial, rest)
+    }
+
+    /// True when the path now names another file (or the file was truncated).
+    fn rotated(&self) -> bool {
+        let now = inode(&self.path);
+        now != 0 && (now != self.ino || self.file.is_none())
     }
 }
 
@@ -206,26 +254,9 @@ async fn send_all(tx: &mpsc::Sender<Bytes>, lines: Vec<Vec<u8>>, budget: &mut us
     tx.send(Bytes::from(chunk)).await.is_ok() && !exhausted
 }
 
-fn file_len(path: &std::path::Path) -> u64 {
-    std::fs::metadata(path).map_or(0, |m| m.len())
-}
-
 fn inode(path: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).map_or(0, |m| m.ino())
-}
-
-async fn read_from(path: &std::path::Path, offset: u64) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let Ok(mut f) = tokio::fs::File::open(path).await else {
-        return Vec::new();
-    };
-    if f.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
-        return Vec::new();
-    }
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf).await;
-    buf
 }
 
 #[cfg(test)]
