@@ -7,7 +7,7 @@
 #[path = "../../cri/tests/common/mod.rs"]
 mod common;
 
-use common::{have_cni, Harness};
+use common::Harness;
 use cri::proto as v1;
 
 fn sandbox_config(h: &Harness, name: &str) -> v1::PodSandboxConfig {
@@ -132,12 +132,7 @@ async fn status(rt: &mut Client, id: &str) -> anyhow::Result<v1::ContainerStatus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cri_containers_httpd_exec_logs_restart_cleanup() -> anyhow::Result<()> {
-    if !testkit::is_root() {
-        eprintln!("skipped: this test needs root (namespaces, CNI, mounts)");
-        return Ok(());
-    }
-    if !have_cni() {
-        eprintln!("skipped: the standard CNI plugins are not installed in /usr/lib/cni");
+    if !common::can_run() {
         return Ok(());
     }
     let mut h = Harness::new()?;

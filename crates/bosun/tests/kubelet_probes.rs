@@ -7,7 +7,7 @@
 #[path = "../../cri/tests/common/mod.rs"]
 mod common;
 
-use common::{have_cni, Harness};
+use common::Harness;
 use cri::proto as v1;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kubelet::probes::{ProbeEvent, ProbeKind, ProbeManager};
@@ -113,12 +113,7 @@ async fn wait_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_and_http_probes_against_a_cri_container() -> anyhow::Result<()> {
-    if !testkit::is_root() {
-        eprintln!("skipped: this test needs root (namespaces, CNI, mounts)");
-        return Ok(());
-    }
-    if !have_cni() {
-        eprintln!("skipped: the standard CNI plugins are not installed in /usr/lib/cni");
+    if !common::can_run() {
         return Ok(());
     }
     let mut h = Harness::new()?;

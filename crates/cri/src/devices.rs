@@ -1,6 +1,5 @@
-//! Device access of CRI containers: the default device-cgroup rules every
-//! unprivileged container gets (deny all, then the standard pseudo devices,
-//! as containerd's and Docker's defaults), plus the host devices a
+//! Device access of CRI containers beyond the default device-cgroup rules
+//! (`runtime::defaults::device_rules`): the host devices a
 //! `ContainerConfig.devices` entry names (device plugins' DeviceSpecs, e.g.
 //! /dev/nvidia0), each created in the container and allowed in its cgroup.
 
@@ -8,29 +7,6 @@ use crate::error::{Error, Result};
 use k8s_cri::v1;
 use serde_json::{json, Value};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-
-/// Device-cgroup rules of an unprivileged container before extra devices.
-///
-/// The same list as the engine's (`crates/engine/src/spec.rs`): Docker's and
-/// containerd's defaults, which users of both expect to match.
-pub fn default_rules() -> Vec<Value> {
-    let allow = |t: &str, major: Option<i64>, minor: Option<i64>| json!({"allow": true, "type": t, "major": major, "minor": minor, "access": "rwm"});
-    vec![
-        json!({"allow": false, "access": "rwm"}),
-        json!({"allow": true, "type": "c", "access": "m"}),
-        json!({"allow": true, "type": "b", "access": "m"}),
-        allow("c", Some(1), Some(3)),    // null
-        allow("c", Some(1), Some(5)),    // zero
-        allow("c", Some(1), Some(7)),    // full
-        allow("c", Some(1), Some(8)),    // random
-        allow("c", Some(1), Some(9)),    // urandom
-        allow("c", Some(5), Some(0)),    // tty
-        allow("c", Some(5), Some(1)),    // console
-        allow("c", Some(5), Some(2)),    // ptmx
-        allow("c", Some(136), None),     // pts/*
-        allow("c", Some(10), Some(200)), // net/tun
-    ]
-}
 
 /// One requested device: its OCI `linux.devices` entry and its cgroup rule.
 pub struct Granted {

@@ -7,44 +7,9 @@
 use crate::error::{Error, Result};
 use crate::sandbox::SandboxRecord;
 use k8s_cri::v1;
+use runtime::defaults::{DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 use serde_json::{json, Value};
 use std::path::Path;
-
-const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-const MASKED: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-];
-const READONLY: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
 
 /// The process argv: CRI `command` replaces the Entrypoint, `args` the Cmd.
 pub fn argv(cfg: &v1::ContainerConfig, img: &image::RuntimeDefaults) -> Result<Vec<String>> {
@@ -107,14 +72,14 @@ pub fn build(
             "namespaces": namespaces(sandbox, &sec)?,
             "cgroupsPath": cgroups_path,
             "resources": resources(linux.resources.as_ref()),
-            "maskedPaths": if sec.privileged { vec![] } else { MASKED.to_vec() },
-            "readonlyPaths": if sec.privileged { vec![] } else { READONLY.to_vec() },
+            "maskedPaths": if sec.privileged { vec![] } else { MASKED_PATHS.to_vec() },
+            "readonlyPaths": if sec.privileged { vec![] } else { READONLY_PATHS.to_vec() },
         },
     });
     if sec.privileged {
         spec["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
     } else {
-        let mut rules = crate::devices::default_rules();
+        let mut rules = runtime::defaults::device_rules();
         let mut nodes = Vec::new();
         for dev in &cfg.devices {
             let granted = crate::devices::grant(dev)?;
@@ -136,7 +101,7 @@ fn capabilities(sec: &v1::LinuxContainerSecurityContext) -> Vec<String> {
             format!("CAP_{up}")
         }
     };
-    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|c| c.to_string()).collect();
+    let mut caps: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect();
     if let Some(c) = &sec.capabilities {
         let drop: Vec<String> = c.drop_capabilities.iter().map(|d| norm(d)).collect();
         if drop.iter().any(|d| d == "CAP_ALL") {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{have_cni, nsenter, Harness};
+use common::{nsenter, Harness};
 use cri::proto::{self as v1};
 
 fn sandbox_config(name: &str) -> v1::PodSandboxConfig {
@@ -139,12 +139,7 @@ async fn version_status_and_images() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sandboxes_network_restart_and_cleanup() -> anyhow::Result<()> {
-    if !testkit::is_root() {
-        eprintln!("skipped: this test needs root (namespaces, CNI, mounts)");
-        return Ok(());
-    }
-    if !have_cni() {
-        eprintln!("skipped: the standard CNI plugins are not installed in /usr/lib/cni");
+    if !common::can_run() {
         return Ok(());
     }
     let mut h = Harness::new()?;

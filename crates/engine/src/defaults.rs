@@ -1,48 +1,9 @@
-//! Docker's defaults for a container: the capability set, the /proc paths it
-//! masks or makes read-only, and the standard mounts. Kept in one place so
-//! `bosun run` and the CRI server give containers the same baseline.
+//! Docker's defaults for a container made by `bosun run`: PATH, capability
+//! names, `--init`. The baseline shared with the CRI server (default
+//! capabilities, masked and read-only paths, device rules) lives in
+//! `runtime::defaults` and is re-exported here.
 
-/// Docker's default capability set (moby `oci/caps/defaults.go`).
-pub const DEFAULT_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-
-/// Paths hidden from containers (bind of /dev/null or an empty ro tmpfs).
-pub const MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// Paths made read-only inside containers.
-pub const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+pub use runtime::defaults::{DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS};
 
 /// Environment every container gets unless the image or user sets it.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

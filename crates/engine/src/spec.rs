@@ -241,7 +241,7 @@ fn resources(r: &Resources) -> Value {
     if let Some(c) = &r.cpuset_cpus {
         cpu.insert("cpus".into(), json!(c));
     }
-    let mut res = json!({"cpu": cpu, "devices": device_rules()});
+    let mut res = json!({"cpu": cpu, "devices": runtime::defaults::device_rules()});
     if let Some(limit) = r.memory {
         res["memory"] = json!({"limit": limit});
     }
@@ -249,26 +249,6 @@ fn resources(r: &Resources) -> Value {
         res["pids"] = json!({"limit": limit});
     }
     res
-}
-
-/// Docker's device cgroup rules: deny all, then allow the standard nodes.
-fn device_rules() -> Value {
-    let allow = |t: &str, major: Option<i64>, minor: Option<i64>, access: &str| json!({"allow": true, "type": t, "major": major, "minor": minor, "access": access});
-    json!([
-        {"allow": false, "access": "rwm"},
-        allow("c", None, None, "m"),
-        allow("b", None, None, "m"),
-        allow("c", Some(1), Some(3), "rwm"),   // null
-        allow("c", Some(1), Some(5), "rwm"),   // zero
-        allow("c", Some(1), Some(7), "rwm"),   // full
-        allow("c", Some(1), Some(8), "rwm"),   // random
-        allow("c", Some(1), Some(9), "rwm"),   // urandom
-        allow("c", Some(5), Some(0), "rwm"),   // tty
-        allow("c", Some(5), Some(1), "rwm"),   // console
-        allow("c", Some(5), Some(2), "rwm"),   // ptmx
-        allow("c", Some(136), None, "rwm"),    // pts/*
-        allow("c", Some(10), Some(200), "rwm"), // net/tun
-    ])
 }
 
 #[cfg(test)]

@@ -98,10 +98,7 @@ impl Cri {
     /// Sandboxes carrying `labels` (all of them when empty).
     pub async fn sandboxes(&self, labels: &[(&str, &str)]) -> Result<Vec<v1::PodSandbox>> {
         let filter = v1::PodSandboxFilter {
-            label_selector: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            label_selector: label_map(labels),
             ..Default::default()
         };
         let req = v1::ListPodSandboxRequest {
@@ -119,11 +116,25 @@ impl Cri {
 
     /// The containers of one sandbox.
     pub async fn containers(&self, sandbox: &str) -> Result<Vec<v1::Container>> {
+        self.list_containers(v1::ContainerFilter {
+            pod_sandbox_id: sandbox.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Containers carrying all of `labels`.
+    pub async fn containers_labeled(&self, labels: &[(&str, &str)]) -> Result<Vec<v1::Container>> {
+        self.list_containers(v1::ContainerFilter {
+            label_selector: label_map(labels),
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn list_containers(&self, filter: v1::ContainerFilter) -> Result<Vec<v1::Container>> {
         let req = v1::ListContainersRequest {
-            filter: Some(v1::ContainerFilter {
-                pod_sandbox_id: sandbox.into(),
-                ..Default::default()
-            }),
+            filter: Some(filter),
         };
         Ok(self
             .rt
@@ -291,4 +302,12 @@ impl Cri {
             .map(|id| PathBuf::from(id.mountpoint))
             .find(|p| !p.as_os_str().is_empty()))
     }
+}
+
+/// A CRI label selector from `(key, value)` pairs.
+fn label_map(labels: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

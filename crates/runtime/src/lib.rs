@@ -57,6 +57,7 @@
 //! - Not covered: AppArmor/SELinux labels, idmapped mounts, seccomp notify,
 //!   time namespaces (refused), systemd cgroups (refused by the CLI).
 
+pub mod defaults;
 pub mod error;
 pub mod spec;
 pub mod state;

@@ -17,6 +17,7 @@ pub use cgroup::{CgroupMode, TestCgroup};
 pub use cleanup::Cleanup;
 pub use netns::TestNetns;
 pub use rootfs::{busybox_rootfs, BUSYBOX};
+pub use sweep::unmount_below;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

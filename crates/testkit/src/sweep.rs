@@ -56,7 +56,8 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Lazily unmounts every mount point at or below `path`, deepest first.
-fn unmount_below(path: &Path) {
+/// Lazily unmounts everything mounted below `path`, deepest first.
+pub fn unmount_below(path: &Path) {
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let prefix = path.to_string_lossy().to_string();
     let mut points: Vec<&str> = mounts

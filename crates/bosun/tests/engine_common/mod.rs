@@ -5,7 +5,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 pub struct Env {
@@ -123,22 +123,7 @@ impl Drop for Env {
         for id in String::from_utf8_lossy(&ids).lines() {
             let _ = self.bosun(&["rm", "-f", id]);
         }
-        unmount_under(&self.root);
-    }
-}
-
-/// Lazily unmounts anything still mounted below `dir`, deepest first.
-fn unmount_under(dir: &Path) {
-    let prefix = dir.display().to_string();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<&str> = mounts
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| p.starts_with(&prefix))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+        testkit::unmount_below(&self.root);
     }
 }
 

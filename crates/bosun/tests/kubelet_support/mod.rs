@@ -9,12 +9,10 @@
 
 use crate::apiserver_support::{output_within, Server};
 use cri::proto as v1;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tonic::transport::{Endpoint, Uri};
 
 /// Workload kinds deleted (cronjobs first, so no new Job starts) before a
 /// namespace's pods.
@@ -53,14 +51,33 @@ pub fn can_run() -> bool {
     crate::apiserver_support::have_kubectl()
 }
 
+/// An external CRI runtime (containerd) the node's kubelet uses instead of
+/// the in-process CRI server, with the network and cgroup root it set up.
+pub struct External {
+    pub socket: PathBuf,
+    pub bridge: String,
+    pub pod_cidr: String,
+    pub cgroup_root: String,
+}
+
 impl Node {
     /// Starts the cluster and waits until the node is Ready.
     pub fn start() -> Node {
-        Self::start_with(&[])
+        Self::start_full(&[], None)
     }
 
     /// As [`Node::start`], with extra `bosun server` flags.
     pub fn start_with(flags: &[&str]) -> Node {
+        Self::start_full(flags, None)
+    }
+
+    /// As [`Node::start`], the kubelet on `external`'s CRI socket.
+    pub fn start_on(external: &External) -> Node {
+        Self::start_full(&[], Some(external))
+    }
+
+    /// Starts the cluster with extra flags, on an external runtime if given.
+    fn start_full(flags: &[&str], external: Option<&External>) -> Node {
         let dir = testkit::scratch_dir();
         let rootfs = dir.path().join("busybox");
         std::fs::create_dir_all(&rootfs).expect("mkdir rootfs");
@@ -73,11 +90,18 @@ impl Node {
         let _ = std::fs::remove_dir_all(&rootfs);
         let (tag, index) = unique_tag();
         let name = format!("bosun-test-node-{tag}");
-        let bridge = format!("bkt{tag}");
-        let cgroup_root = format!("/bosun-test-kubelet-{tag}");
+        let mut bridge = format!("bkt{tag}");
+        let mut cgroup_root = format!("/bosun-test-kubelet-{tag}");
         let socket = dir.path().join("cri.sock");
         let logs = dir.path().join("pod-logs");
-        let cidr = free_cidr(index);
+        let mut cidr = free_cidr(index);
+        let mut runtime = Vec::new();
+        if let Some(ext) = external {
+            (bridge, cidr) = (ext.bridge.clone(), ext.pod_cidr.clone());
+            cgroup_root = ext.cgroup_root.clone();
+            let endpoint = format!("unix://{}", ext.socket.display());
+            runtime = vec!["--container-runtime-endpoint".to_string(), endpoint];
+        }
         let extra: Vec<String> = [
             "--node-name",
             &name,
@@ -97,6 +121,7 @@ impl Node {
             logs.display().to_string(),
         ])
         .chain(flags.iter().map(|s| s.to_string()))
+        .chain(runtime)
         .collect();
         let server = Server::start_node(dir, &extra);
         let node = Node {
@@ -105,7 +130,7 @@ impl Node {
             tag,
             bridge,
             cgroup_root,
-            socket,
+            socket: external.map_or(socket, |e| e.socket.clone()),
             logs,
         };
         node.wait_node_ready();
@@ -213,22 +238,12 @@ impl Node {
         )
     }
 
-    /// A CRI client on the node's socket.
+    /// A CRI client on the node's socket (the kubelet's own client).
     pub async fn cri(&self) -> Runtime {
-        let path = self.socket.clone();
-        let channel = Endpoint::try_from("http://[::]:50051")
-            .expect("endpoint")
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(TokioIo::new(
-                        tokio::net::UnixStream::connect(path).await?,
-                    ))
-                }
-            }))
+        kubelet::cri::Cri::connect_retry(&self.socket)
             .await
-            .expect("connect to the CRI socket");
-        Runtime::new(channel)
+            .expect("connect to the CRI socket")
+            .rt
     }
 
     /// Deletes `ns` through the kubelet: its workloads and pods first (each
@@ -378,7 +393,7 @@ fn pod_cgroups(root: &str) -> Vec<String> {
 }
 
 /// Removes the node's cgroup tree (empty directories, deepest first).
-fn remove_cgroup_tree(root: &str) {
+pub fn remove_cgroup_tree(root: &str) {
     for ctl in [
         "memory",
         "cpu",

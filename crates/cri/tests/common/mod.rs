@@ -41,6 +41,20 @@ fn free_subnet(index: u32) -> String {
         .unwrap_or_else(|| slot(index))
 }
 
+/// True when the privileged CRI tests can run here (root, CNI plugins);
+/// else prints why they are skipped.
+pub fn can_run() -> bool {
+    if !testkit::is_root() {
+        eprintln!("skipped: this test needs root (namespaces, CNI, mounts)");
+        return false;
+    }
+    if !have_cni() {
+        eprintln!("skipped: the standard CNI plugins are not installed in /usr/lib/cni");
+        return false;
+    }
+    true
+}
+
 impl Harness {
     /// Scratch roots, busybox imported as `busybox:latest`, a unique network.
     pub fn new() -> anyhow::Result<Harness> {

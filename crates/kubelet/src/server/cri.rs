@@ -1,70 +1,49 @@
 //! The server's view of CRI: finds a pod's sandbox and a container by the
 //! standard labels (io.kubernetes.pod.namespace/name, container.name) and
-//! asks for streaming URLs. Failures carry the HTTP status to answer.
+//! asks for streaming URLs, through the kubelet's CRI client
+//! ([`crate::cri`]). Failures carry the HTTP status to answer.
 
 use super::{Query, ServerError};
+use crate::cri::{LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE};
+use crate::error::Error;
 use http::StatusCode;
-use hyper_util::rt::TokioIo;
 use k8s_cri::v1;
-use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use tonic::transport::{Channel, Endpoint, Uri};
-
-pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
-pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
-pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+use std::path::Path;
 
 pub type Failure = (StatusCode, String);
 
 #[derive(Clone)]
 pub struct Cri {
-    rt: RuntimeServiceClient<Channel>,
+    client: crate::cri::Cri,
 }
 
-fn unavailable(e: tonic::Status) -> Failure {
-    (StatusCode::BAD_GATEWAY, format!("CRI: {}", e.message()))
+fn unavailable(e: Error) -> Failure {
+    match e {
+        Error::Cri { status, .. } => (
+            StatusCode::BAD_GATEWAY,
+            format!("CRI: {}", status.message()),
+        ),
+        e => (StatusCode::BAD_GATEWAY, format!("CRI: {e}")),
+    }
 }
 
 impl Cri {
     /// A lazily connected client on the unix socket at `path`.
     pub fn connect(path: &Path) -> Result<Cri, ServerError> {
-        let p: PathBuf = path.to_path_buf();
-        let endpoint = Endpoint::try_from("http://[::]:50051").map_err(|e| ServerError::Cri {
-            path: p.clone(),
+        let client = crate::cri::Cri::connect(path).map_err(|e| ServerError::Cri {
+            path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let channel = endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
-            let p = p.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(p).await?))
-            }
-        }));
-        Ok(Cri {
-            rt: RuntimeServiceClient::new(channel),
-        })
+        Ok(Cri { client })
     }
 
     /// The pod's ready sandbox (the newest, if several).
     pub async fn sandbox(&self, ns: &str, pod: &str) -> Result<v1::PodSandbox, Failure> {
-        let labels = HashMap::from([
-            (LABEL_POD_NAMESPACE.to_string(), ns.to_string()),
-            (LABEL_POD_NAME.to_string(), pod.to_string()),
-        ]);
-        let filter = v1::PodSandboxFilter {
-            label_selector: labels,
-            ..Default::default()
-        };
         let mut items = self
-            .rt
-            .clone()
-            .list_pod_sandbox(v1::ListPodSandboxRequest {
-                filter: Some(filter),
-            })
+            .client
+            .sandboxes(&[(LABEL_POD_NAMESPACE, ns), (LABEL_POD_NAME, pod)])
             .await
-            .map_err(unavailable)?
-            .into_inner()
-            .items;
+            .map_err(unavailable)?;
         items.sort_by_key(|s| {
             (
                 s.state == v1::PodSandboxState::SandboxReady as i32,
@@ -86,25 +65,16 @@ impl Cri {
         pod: &str,
         name: &str,
     ) -> Result<Vec<v1::Container>, Failure> {
-        let labels = HashMap::from([
-            (LABEL_POD_NAMESPACE.to_string(), ns.to_string()),
-            (LABEL_POD_NAME.to_string(), pod.to_string()),
-            (LABEL_CONTAINER_NAME.to_string(), name.to_string()),
-        ]);
-        let filter = v1::ContainerFilter {
-            label_selector: labels,
-            ..Default::default()
-        };
+        let labels = [
+            (LABEL_POD_NAMESPACE, ns),
+            (LABEL_POD_NAME, pod),
+            (LABEL_CONTAINER_NAME, name),
+        ];
         let mut list = self
-            .rt
-            .clone()
-            .list_containers(v1::ListContainersRequest {
-                filter: Some(filter),
-            })
+            .client
+            .containers_labeled(&labels)
             .await
-            .map_err(unavailable)?
-            .into_inner()
-            .containers;
+            .map_err(unavailable)?;
         list.sort_by_key(|c| (c.metadata.as_ref().map_or(0, |m| m.attempt), c.created_at));
         if list.is_empty() {
             return Err((
@@ -132,22 +102,13 @@ impl Cri {
     }
 
     pub async fn status(&self, id: &str) -> Result<v1::ContainerStatus, Failure> {
-        self.rt
-            .clone()
-            .container_status(v1::ContainerStatusRequest {
-                container_id: id.to_string(),
-                verbose: false,
-            })
-            .await
-            .map_err(unavailable)?
-            .into_inner()
-            .status
-            .ok_or_else(|| {
-                (
-                    StatusCode::NOT_FOUND,
-                    format!("no status for container {id}"),
-                )
-            })
+        match self.client.container_status(id).await {
+            Err(Error::Config(_)) => Err((
+                StatusCode::NOT_FOUND,
+                format!("no status for container {id}"),
+            )),
+            r => r.map_err(unavailable),
+        }
     }
 
     pub async fn exec_url(
@@ -172,7 +133,13 @@ impl Cri {
             stdout: q.flag("stdout") || q.flag("output"),
             stderr: q.flag("stderr") || q.flag("error"),
         };
-        let resp = self.rt.clone().exec(req).await.map_err(bad_request)?;
+        let resp = self
+            .client
+            .rt
+            .clone()
+            .exec(req)
+            .await
+            .map_err(bad_request)?;
         Ok(resp.into_inner().url)
     }
 
@@ -190,7 +157,13 @@ impl Cri {
             stdout: q.flag("stdout") || q.flag("output"),
             stderr: q.flag("stderr") || q.flag("error"),
         };
-        let resp = self.rt.clone().attach(req).await.map_err(bad_request)?;
+        let resp = self
+            .client
+            .rt
+            .clone()
+            .attach(req)
+            .await
+            .map_err(bad_request)?;
         Ok(resp.into_inner().url)
     }
 
@@ -201,6 +174,7 @@ impl Cri {
             port: Vec::new(),
         };
         let resp = self
+            .client
             .rt
             .clone()
             .port_forward(req)

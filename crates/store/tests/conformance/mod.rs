@@ -52,6 +52,46 @@ pub async fn run_all(store: Arc<dyn Store>, prefix: &str) {
     }
 }
 
+/// Compaction keeps storage from growing: writes `keys` values of `size`
+/// bytes under /g/, then `rounds` times updates each, compacts to the
+/// current revision and runs maintenance, measuring the backend's size after
+/// each round; from the fourth round on it must stay within a quarter of the
+/// third's.
+pub async fn churn_settles<F, Fut>(
+    store: &dyn Store,
+    keys: usize,
+    size: usize,
+    rounds: usize,
+    mut measure: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    let value = vec![b'x'; size];
+    let mut revs = Vec::new();
+    for i in 0..keys {
+        let created = store.create(&format!("/g/{i}"), value.clone()).await;
+        revs.push(created.expect("create").mod_revision);
+    }
+    let mut sizes = Vec::new();
+    for _round in 0..rounds {
+        for (i, rev) in revs.iter_mut().enumerate() {
+            let updated = store.update(&format!("/g/{i}"), value.clone(), *rev).await;
+            *rev = updated.expect("update").mod_revision;
+        }
+        let now = store.current_revision().await.expect("current revision");
+        store.compact(now).await.expect("compact");
+        store.maintain().await.expect("maintain");
+        sizes.push(measure().await);
+    }
+    eprintln!("storage size after each round: {sizes:?}");
+    let settled = sizes[2];
+    assert!(
+        sizes[3..].iter().all(|s| *s <= settled + settled / 4),
+        "storage keeps growing: {sizes:?}"
+    );
+}
+
 async fn next_event(stream: &mut WatchStream) -> WatchEvent {
     match tokio::time::timeout(WAIT, stream.next()).await {
         Ok(Some(Ok(ev))) => ev,
