@@ -45,6 +45,13 @@ pub fn can_run() -> bool {
 impl Node {
     /// Starts the cluster and waits until the node is Ready.
     pub fn start() -> Node {
+        Self::start_in(None, &[])
+    }
+
+    /// Starts the cluster inside network namespace `netns` (kubectl runs
+    /// there too) with `more` flags (which may replace the default
+    /// `--pod-cidr`), and waits until the node is Ready.
+    pub fn start_in(netns: Option<&str>, more: &[&str]) -> Node {
         let dir = testkit::scratch_dir();
         let rootfs = dir.path().join("busybox");
         std::fs::create_dir_all(&rootfs).expect("mkdir rootfs");
@@ -69,11 +76,16 @@ impl Node {
             &bridge,
             "--cgroup-root",
             &cgroup_root,
-            "--pod-cidr",
-            &cidr,
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(
+            (!more.contains(&"--pod-cidr"))
+                .then(|| ["--pod-cidr".to_string(), cidr.clone()])
+                .into_iter()
+                .flatten(),
+        )
+        .chain(more.iter().map(|s| s.to_string()))
         .chain([
             "--cri-socket".to_string(),
             socket.display().to_string(),
@@ -81,7 +93,7 @@ impl Node {
             logs.display().to_string(),
         ])
         .collect();
-        let server = Server::start_node(dir, &extra);
+        let server = Server::start_node_in(dir, &extra, netns);
         let node = Node {
             server,
             name,
@@ -111,7 +123,7 @@ impl Node {
 
     /// Runs kubectl; Ok(stdout) or Err(stderr).
     pub fn kubectl(&self, args: &[&str]) -> Result<String, String> {
-        let mut cmd = Command::new("kubectl");
+        let mut cmd = crate::apiserver_support::in_netns(self.server.netns.as_deref(), "kubectl");
         cmd.arg("--kubeconfig")
             .arg(&self.server.kubeconfig)
             .args(args);
