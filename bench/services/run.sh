@@ -6,24 +6,32 @@
 #     directly to the pod IP (same client, same backend; busybox httpd closes
 #     every connection, so every request is a new connection through the NAT
 #     rules), and the ratio;
-#  2. with SERVICES Services x ENDPOINTS endpoints programmed (default
-#     1000 x 10): time from an EndpointSlice change to the rule being in the
-#     kernel (kubectl returned -> visible in `nft list`, and the proxy's own
-#     nft transaction time from its log), and the time of one full sync;
-#  3. DNS queries/s and p50/p99 latency (bench/services/dnsload.py, 64
-#     outstanding queries) at the DNS server's address and at the kube-dns
-#     ClusterIP.
-# Needs root, wrk, busybox, nft, kubectl, python3.
-# Usage: bench/services/run.sh
+#  2. DNS queries/s and p50/p99 latency (bench/services/dnsload.py, 64
+#     outstanding queries) at the DNS server's address, at the kube-dns
+#     ClusterIP, and dnsmasq (the peer, when installed) answering the same
+#     names from a hosts file;
+#  3. with SERVICES Services x ENDPOINTS endpoints programmed (default
+#     1000 x 10): time from an EndpointSlice change (CHANGES of them, default
+#     20) to the proxy's nft transaction having committed (its "nftables
+#     synced" log line; the rule is then checked with `nft list chain`),
+#     p50/p99, and the proxy's own transaction time;
+#  4. restart: the server is killed (SIGKILL, like a crash) over the full
+#     table and started again: time until its first (full, atomic) sync
+#     replaced the stale table.
+# Every figure is printed with the load average beside it.
+# Needs root, wrk, busybox, nft, kubectl, python3 (dnsmasq optional).
+# Usage: bench/services/run.sh   (after `cargo build --release`)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BOSUN=${BOSUN:-$here/../../target/release/bosun}
 SERVICES=${SERVICES:-1000}
 ENDPOINTS=${ENDPOINTS:-10}
+CHANGES=${CHANGES:-20}
 id=bosun-bench-svc-$$
 node=$id-node backend=$id-be client=$id-cl
 work=$(mktemp -d /tmp/$id.XXXXXX)
 pids=()
+server_pid=
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -34,9 +42,28 @@ trap cleanup EXIT
 in_node() { ip netns exec "$node" "$@"; }
 k() { in_node kubectl --kubeconfig "$work/kc" "$@"; }
 now() { date +%s.%N; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
 # The proxy's "nftables synced ... took_ms=N" debug lines (colour codes stripped).
 synced() { sed 's/\x1b\[[0-9;]*m//g' "$1" | grep "nftables synced" || true; }
-ms() { python3 -c "print(f'{($2-$1)*1000:.0f}')" "" "$1" "$2" 2>/dev/null || awk "BEGIN{printf \"%.0f\", ($2-$1)*1000}"; }
+ms() { awk "BEGIN{printf \"%.0f\", ($2-$1)*1000}"; }
+# "p50 X, p99 Y" of the numbers given.
+pct() {
+  printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {
+    i50 = int((NR + 1) / 2); i99 = int(NR * 0.99 + 0.999); if (i99 > NR) i99 = NR
+    printf "p50 %s, p99 %s", a[i50], a[i99] }'
+}
+# bosun server in the node namespace (ip netns exec execs it, so $! is
+# the server), proxy sync timings logged.
+start_server() { # log-file
+  BOSUN_LOG=${BOSUN_LOG:-info,proxy=debug} ip netns exec "$node" "$BOSUN" server \
+    --bind-address 127.0.0.1 --https-listen-port 0 --data-dir "$work/data" \
+    --write-kubeconfig "$work/kc" --disable-controller-manager --disable-scheduler \
+    --disable-agent --node-ip 10.42.0.1 --node-name node1 --cluster-cidr 10.42.0.0/16 \
+    >/dev/null 2>"$1" &
+  server_pid=$!
+  pids+=("$server_pid")
+  until [ -s "$work/kc" ] && k get --raw /readyz >/dev/null 2>&1; do sleep 0.2; done
+}
 
 # Network: node namespace with a bridge, two pods on veths.
 ip netns add "$node"
@@ -60,17 +87,11 @@ pod "$backend" 10.42.0.10 vbe
 pod "$client" 10.42.0.100 vcl
 mkdir -p "$work/www" && echo backend > "$work/www/index.html"
 ip netns exec "$backend" busybox httpd -f -p 80 -h "$work/www" & pids+=($!)
-
-# bosun server in the node namespace, proxy sync timings logged.
-BOSUN_LOG=${BOSUN_LOG:-info,proxy=debug} in_node "$BOSUN" server --bind-address 127.0.0.1 \
-  --https-listen-port 0 --data-dir "$work/data" --write-kubeconfig "$work/kc" \
-  --disable-controller-manager --disable-scheduler --node-ip 10.42.0.1 --node-name node1 \
-  --cluster-cidr 10.42.0.0/16 >/dev/null 2>"$work/server.log" & pids+=($!)
-until [ -s "$work/kc" ] && k get --raw /readyz >/dev/null 2>&1; do sleep 0.2; done
+start_server "$work/server.log"
 
 # 1. ClusterIP vs pod IP.
 k create namespace bench >/dev/null
-cat > "$work/web.yaml" <<EOF
+cat > "$work/web.yaml" <<YAML
 apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: bench}
@@ -82,7 +103,7 @@ metadata: {name: web-1, namespace: bench, labels: {kubernetes.io/service-name: w
 addressType: IPv4
 ports: [{name: http, port: 80, protocol: TCP}]
 endpoints: [{addresses: ["10.42.0.10"], conditions: {ready: true}}]
-EOF
+YAML
 k create -f "$work/web.yaml" >/dev/null
 vip=$(k -n bench get svc web -o jsonpath='{.spec.clusterIP}')
 until ip netns exec "$client" busybox timeout 5 busybox wget -q -O - "http://$vip/" >/dev/null 2>&1; do sleep 0.2; done
@@ -92,20 +113,32 @@ via=$(rps "http://$vip/")
 direct2=$(rps http://10.42.0.10/)
 echo "## bench/services ($(date -u +%F), $(nproc) cores)"
 echo
-echo "| measure | value |"
-echo "|---|---|"
-echo "| wrk to pod IP, req/s (before / after) | $direct / $direct2 |"
-echo "| wrk to ClusterIP, req/s | $via |"
-echo "| ClusterIP / direct | $(awk "BEGIN{printf \"%.2f\", $via/(($direct+$direct2)/2)}") |"
+echo "| measure | value | loadavg |"
+echo "|---|---|---|"
+echo "| wrk to pod IP, req/s (before / after) | $direct / $direct2 | $(load) |"
+echo "| wrk to ClusterIP, req/s | $via | $(load) |"
+echo "| ClusterIP / direct | $(awk "BEGIN{printf \"%.2f\", $via/(($direct+$direct2)/2)}") | |"
 
-# 3. DNS (before the big table, so the numbers are the server's alone).
-dns_port=$(k -n kube-system get endpointslice kube-dns-bosun -o jsonpath='{.ports[0].port}')
+# 2. DNS (before the big table, so the numbers are the server's alone).
+sel=endpointslice.kubernetes.io/managed-by=bosun-dns
+until dns_port=$(k -n kube-system get endpointslice -l "$sel" -o jsonpath='{.items[0].ports[0].port}' 2>/dev/null) && [ -n "$dns_port" ]; do sleep 0.2; done
 names="web.bench.svc.cluster.local kubernetes.default.svc.cluster.local nope.bench.svc.cluster.local"
+dnsload() { ip netns exec "$client" python3 "$here/dnsload.py" "$1" "$2" 5 64 $names; }
 until ip netns exec "$client" busybox nslookup web.bench.svc.cluster.local 10.43.0.10 >/dev/null 2>&1; do sleep 0.2; done
-echo "| DNS at 10.42.0.1:$dns_port (direct), 64 outstanding | $(ip netns exec "$client" python3 "$here/dnsload.py" 10.42.0.1 "$dns_port" 5 64 $names) |"
-echo "| DNS at 10.43.0.10:53 (kube-dns ClusterIP) | $(ip netns exec "$client" python3 "$here/dnsload.py" 10.43.0.10 53 5 64 $names) |"
+echo "| DNS bosun at 10.42.0.1:$dns_port (direct), 64 outstanding | $(dnsload 10.42.0.1 "$dns_port") | $(load) |"
+echo "| DNS bosun at 10.43.0.10:53 (kube-dns ClusterIP) | $(dnsload 10.43.0.10 53) | $(load) |"
+if command -v dnsmasq >/dev/null; then
+  printf '%s web.bench.svc.cluster.local\n10.43.0.1 kubernetes.default.svc.cluster.local\n' "$vip" > "$work/hosts"
+  in_node dnsmasq --keep-in-foreground --no-resolv --no-hosts --addn-hosts="$work/hosts" \
+    --listen-address=10.42.0.1 --bind-interfaces --port=5399 --local=/cluster.local/ \
+    --cache-size=10000 --pid-file= --user=root 2>"$work/dnsmasq.log" & pids+=($!)
+  until ip netns exec "$client" busybox nslookup -port=5399 web.bench.svc.cluster.local 10.42.0.1 >/dev/null 2>&1; do sleep 0.2; done
+  echo "| DNS dnsmasq (peer, same names from a hosts file) at 10.42.0.1:5399 | $(dnsload 10.42.0.1 5399) | $(load) |"
+else
+  echo "| DNS dnsmasq (peer) | not installed (apt-get install dnsmasq-base) | |"
+fi
 
-# 2. Scale: SERVICES x ENDPOINTS.
+# 3. Scale: SERVICES x ENDPOINTS.
 python3 - "$SERVICES" "$ENDPOINTS" > "$work/many.yaml" <<'PY'
 import sys
 n, e = int(sys.argv[1]), int(sys.argv[2])
@@ -121,44 +154,53 @@ t0=$(now)
 k create -f "$work/many.yaml" >/dev/null
 until [ "$(in_node nft list map ip bosun service-ips | grep -c 'goto svc-bench/svc-')" -ge "$SERVICES" ]; do sleep 0.5; done
 t1=$(now)
-echo "| create $SERVICES Services + slices with kubectl until all in the kernel | $(ms "$t0" "$t1") ms |"
+chains=$(in_node nft list table ip bosun | grep -c '^\s*chain ')
+echo "| create $SERVICES Services + slices ($ENDPOINTS endpoints) with kubectl until all in the kernel ($chains chains) | $(ms "$t0" "$t1") ms | $(load) |"
 lat=() e2e=() own=()
-for i in 1 2 3 4 5; do
+for i in $(seq "$CHANGES"); do
   s=$((i * 97 % SERVICES)) ip="10.99.$i.$((RANDOM % 250 + 1))"
-  cat > "$work/change.yaml" <<EOF
+  cat > "$work/change.yaml" <<YAML
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {name: svc-$s-1, namespace: bench, labels: {kubernetes.io/service-name: svc-$s}}
 addressType: IPv4
 ports: [{name: http, port: 80, protocol: TCP}]
-endpoints: [{addresses: ["$ip"], conditions: {ready: true}}]
-EOF
+endpoints: [{addresses: ["$ip"], conditions: {ready: true}}, {addresses: ["10.98.$i.1"], conditions: {ready: true}}]
+YAML
   before=$(synced "$work/server.log" | wc -l)
   a=$(now)
   k replace -f "$work/change.yaml" >/dev/null
   b=$(now)
-  # Wait for the proxy's next sync (no nft polling: dumping 11 000 chains
-  # every few ms would compete with the transaction being measured).
-  until [ "$(synced "$work/server.log" | wc -l)" -gt "$before" ]; do sleep 0.01; done
+  # Wait for the proxy's next sync (its log line is written right after
+  # the transaction committed) that put the new endpoint in the kernel.
+  seen=$before deadline=$(( $(date +%s) + 60 ))
+  while :; do
+    until [ "$(synced "$work/server.log" | wc -l)" -gt "$seen" ]; do
+      [ "$(date +%s)" -lt "$deadline" ] || { echo "rule for $ip never synced" >&2; cp "$work/server.log" /tmp/bosun-bench-services-server.log; exit 1; }
+      sleep 0.005
+    done
+    seen=$(synced "$work/server.log" | wc -l)
+    in_node nft list chain ip bosun "svc-bench/svc-$s/tcp/http" | grep -q "$ip" && break
+  done
   line=$(synced "$work/server.log" | tail -n +$((before + 1)) | tail -1)
   c=$(date -d "$(echo "$line" | awk '{print $1}')" +%s.%N)
-  in_node nft list chain ip bosun "clu-bench/svc-$s/tcp/http" | grep -q "$ip" || { echo "rule for $ip missing" >&2; exit 1; }
-  lat+=("$(ms "$b" "$c")") e2e+=("$(ms "$a" "$c")")
-  own+=("$(synced "$work/server.log" | tail -n +$((before + 1)) | grep -o 'took_ms=[0-9]*' | cut -d= -f2 | paste -sd+ || true)")
-  sleep 0.5
+  d=$(ms "$b" "$c"); [ "$d" -lt 0 ] && d=0
+  lat+=("$d") e2e+=("$(ms "$a" "$c")")
+  own+=("$(synced "$work/server.log" | tail -n +$((before + 1)) | grep -o 'took_ms=[0-9]*' | cut -d= -f2 | awk '{t+=$1} END{print t}')")
+  sleep 0.2
 done
-echo "| slice change -> proxy sync done (rule in kernel), after kubectl returned (5 runs), ms | ${lat[*]} |"
-echo "| same, from kubectl start (includes kubectl's ~100+ ms), ms | ${e2e[*]} |"
-echo "| the proxy's nft transaction(s) for each change, ms | ${own[*]} |"
-# One full sync of the whole table: restart the server (stale table replaced).
-kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
-unset 'pids[-1]'
+echo "| slice change -> rules in the kernel, after kubectl returned ($CHANGES changes), ms | $(pct "${lat[@]}") | $(load) |"
+echo "| same, from kubectl start (includes kubectl's own start-up), ms | $(pct "${e2e[@]}") | |"
+echo "| the proxy's nft transaction for each change, ms | $(pct "${own[@]}") (all: ${own[*]}) | |"
+
+# 4. Restart over the stale table: SIGKILL (a crash), start again, time the
+# first full sync.
+kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true
 rm -f "$work/kc"
-BOSUN_LOG=${BOSUN_LOG:-info,proxy=debug} in_node "$BOSUN" server --bind-address 127.0.0.1 \
-  --https-listen-port 0 --data-dir "$work/data" --write-kubeconfig "$work/kc" \
-  --disable-controller-manager --disable-scheduler --node-ip 10.42.0.1 --node-name node1 \
-  --cluster-cidr 10.42.0.0/16 >/dev/null 2>"$work/server2.log" & pids+=($!)
-until [ -n "$(synced "$work/server2.log")" ]; do sleep 0.2; done
+r0=$(now)
+start_server "$work/server2.log"
+until [ -n "$(synced "$work/server2.log")" ]; do sleep 0.05; done
+r1=$(now)
 full=$(synced "$work/server2.log" | head -1 | grep -o 'took_ms=[0-9]*' | cut -d= -f2)
-chains=$(in_node nft list table ip bosun | grep -c '^\s*chain ')
-echo "| full sync after restart ($chains chains), ms | $full |"
+n=$(in_node nft list map ip bosun service-ips | grep -c 'goto svc-bench/svc-' || true)
+echo "| restart over the stale table: start -> first full sync done ($n services) | $(ms "$r0" "$r1") ms (its nft transaction: $full ms) | $(load) |"

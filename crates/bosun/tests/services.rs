@@ -84,6 +84,11 @@ fn clusterip_nodeport_affinity_reject_and_cleanup() {
         }
         assert_eq!(count(&replies, "FAIL"), 0);
     }
+    // Hairpin: a backend reaching its own Service, itself included (the
+    // reply only comes back because that connection is masqueraded).
+    let replies = net.requests(Some(0), &url, 45);
+    assert_eq!(count(&replies, "FAIL"), 0, "hairpin: {replies:?}");
+    assert!(count(&replies, "pod-0") > 0, "hairpin: {replies:?}");
 
     // 2. Slice changes under load: no request fails, new pods get traffic,
     // removed and unready ones stop getting it.

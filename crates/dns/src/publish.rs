@@ -1,7 +1,8 @@
 //! Makes the DNS server reachable at the kube-dns ClusterIP: the `kube-dns`
 //! Service has no selector, and this module keeps its EndpointSlice
-//! (`kube-dns-bosun`) pointing at the address and port the server listens
-//! on, so the service proxy DNATs `<kube-dns IP>:53` there.
+//! (`kube-dns-bosun-<node>`: one per node running the DNS, `bosun server`
+//! and each `bosun agent`) pointing at the address and port the server
+//! listens on, so the service proxy DNATs `<kube-dns IP>:53` there.
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, PostParams};
@@ -25,7 +26,7 @@ pub struct Publish {
 pub fn slice(p: &Publish) -> Result<EndpointSlice, serde_json::Error> {
     serde_json::from_value(json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": format!("{}-bosun", p.service), "namespace": p.namespace,
+        "metadata": {"name": format!("{}-bosun-{}", p.service, p.node_name), "namespace": p.namespace,
             "labels": {"kubernetes.io/service-name": p.service,
                        "endpointslice.kubernetes.io/managed-by": "bosun-dns"}},
         "addressType": "IPv4",

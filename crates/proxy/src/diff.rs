@@ -1,87 +1,194 @@
-//! Turns rulesets into nft transactions: a full one that replaces the whole
-//! table atomically (start-up, recovery), and an incremental one that only
-//! touches the chains, sets and map elements that changed, so one Service's
-//! change costs the same with 10 or 10 000 Services programmed.
+//! What is in the kernel ([`Ruleset`]: fragments by service-port key, with
+//! element reference counts) and the nft transactions that change it: a
+//! full one that replaces the whole table atomically (start-up, recovery,
+//! periodic resync), and an incremental one that only touches the changed
+//! ports' chains, sets and elements, so one Service's change costs the same
+//! with 10 or 10 000 Services programmed.
 //!
 //! Order inside a transaction matters: objects are declared before anything
 //! refers to them, and removed only after every reference is gone.
 
-use crate::render::{base, Ruleset, TABLE};
+use crate::render::{base, Element, Fragment, TABLE};
 use std::collections::BTreeMap;
 
-/// Map elements are added in batches of this many per command.
+/// Elements are added or deleted in batches of this many per command.
 const BATCH: usize = 500;
 
-/// A transaction that (re)creates the table with exactly `rs` in it, over
-/// whatever was there (stale rules of a crashed run included).
-pub fn full(rs: &Ruleset) -> String {
-    let mut out = vec![
-        format!("add table {TABLE}"),
-        format!("delete table {TABLE}"),
-        format!("add table {TABLE}"),
-    ];
-    out.extend(base());
-    declare(&mut out, rs, &Ruleset::default());
-    for (name, rules) in &rs.chains {
-        fill(&mut out, name, rules, false);
-    }
-    for (map, elems) in &rs.maps {
-        add_elements(&mut out, map, elems.iter());
-    }
-    join(out)
+/// Changes to apply: port key → its new fragment, or `None` when the port
+/// is gone.
+pub type Changes = BTreeMap<String, Option<Fragment>>;
+
+/// The programmed table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    frags: BTreeMap<String, Fragment>,
+    /// How many fragments hold each element.
+    refs: BTreeMap<Element, usize>,
 }
 
-/// A transaction that turns `old` into `new`; `None` when they are equal.
-pub fn incremental(old: &Ruleset, new: &Ruleset) -> Option<String> {
-    if old == new {
-        return None;
-    }
-    let mut out = Vec::new();
-    declare(&mut out, new, old);
-    for (name, rules) in &new.chains {
-        match old.chains.get(name) {
-            Some(prev) if prev == rules => {}
-            Some(_) => fill(&mut out, name, rules, true),
-            None => fill(&mut out, name, rules, false),
+impl Ruleset {
+    /// A ruleset of exactly these fragments.
+    pub fn new(frags: BTreeMap<String, Fragment>) -> Ruleset {
+        let mut rs = Ruleset::default();
+        for (k, f) in frags {
+            rs.insert(k, f);
         }
+        rs
     }
-    let empty = BTreeMap::new();
-    for (map, elems) in &new.maps {
-        let prev = old.maps.get(map).unwrap_or(&empty);
-        let stale: Vec<&String> = prev
-            .iter()
-            .filter(|(k, v)| elems.get(*k) != Some(*v))
+
+    /// The fragments, by port key.
+    pub fn fragments(&self) -> &BTreeMap<String, Fragment> {
+        &self.frags
+    }
+
+    /// Keys of the ports of `service` (`namespace/name`).
+    pub fn ports_of<'a>(&'a self, service: &str) -> impl Iterator<Item = &'a String> + 'a {
+        let prefix = format!("{service}/");
+        self.frags
+            .range(prefix.clone()..)
             .map(|(k, _)| k)
-            .collect();
-        for chunk in stale.chunks(BATCH) {
-            let keys: Vec<&str> = chunk.iter().map(|k| k.as_str()).collect();
-            out.push(format!(
-                "delete element {TABLE} {map} {{ {} }}",
-                keys.join(", ")
-            ));
-        }
-        add_elements(
-            &mut out,
-            map,
-            elems.iter().filter(|(k, v)| prev.get(*k) != Some(*v)),
-        );
+            .take_while(move |k| k.starts_with(&prefix))
     }
-    for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
+
+    /// Keeps only the entries of `changes` that differ from what is here.
+    pub fn effective(&self, changes: Changes) -> Changes {
+        changes
+            .into_iter()
+            .filter(|(k, new)| self.frags.get(k) != new.as_ref())
+            .collect()
+    }
+
+    /// Records `changes` as applied.
+    pub fn commit(&mut self, changes: Changes) {
+        for (k, new) in changes {
+            if let Some(old) = self.frags.remove(&k) {
+                for e in old.elements {
+                    if let Some(n) = self.refs.get_mut(&e) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.refs.remove(&e);
+                        }
+                    }
+                }
+            }
+            if let Some(f) = new {
+                self.insert(k, f);
+            }
+        }
+    }
+
+    fn insert(&mut self, k: String, f: Fragment) {
+        for e in &f.elements {
+            *self.refs.entry(e.clone()).or_default() += 1;
+        }
+        self.frags.insert(k, f);
+    }
+
+    /// A transaction that (re)creates the table with exactly this ruleset
+    /// in it, over whatever was there (stale rules of a crashed run
+    /// included).
+    pub fn full(&self) -> String {
+        let mut out = vec![
+            format!("add table {TABLE}"),
+            format!("delete table {TABLE}"),
+            format!("add table {TABLE}"),
+        ];
+        out.extend(base());
+        for f in self.frags.values() {
+            declare(&mut out, f, &Fragment::default());
+        }
+        for f in self.frags.values() {
+            for (name, rules) in &f.chains {
+                fill(&mut out, name, rules, false);
+            }
+        }
+        elements(&mut out, "add", self.refs.keys());
+        join(out)
+    }
+
+    /// A transaction applying `changes` (as filtered by [`Self::effective`])
+    /// to this ruleset; `None` when there is nothing to do.
+    pub fn incremental(&self, changes: &Changes) -> Option<String> {
+        if changes.is_empty() {
+            return None;
+        }
+        let empty = Fragment::default();
+        let pairs: Vec<(&Fragment, &Fragment)> = changes
+            .iter()
+            .map(|(k, new)| {
+                (
+                    self.frags.get(k).unwrap_or(&empty),
+                    new.as_ref().unwrap_or(&empty),
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (old, new) in &pairs {
+            declare(&mut out, new, old);
+        }
+        for (old, new) in &pairs {
+            for (name, rules) in &new.chains {
+                match old.chains.get(name) {
+                    Some(prev) if prev == rules => {}
+                    Some(_) => fill(&mut out, name, rules, true),
+                    None => fill(&mut out, name, rules, false),
+                }
+            }
+        }
+        let (gone, added) = self.element_delta(&pairs);
+        elements(&mut out, "delete", gone.iter());
+        elements(&mut out, "add", added.iter());
         // A chain may only go once nothing jumps to it: flush first, so
         // chains removed together may refer to each other.
-        out.push(format!("flush chain {TABLE} {name}"));
+        let stale = |f: &(&Fragment, &Fragment)| -> Vec<String> {
+            let (old, new) = f;
+            old.chains
+                .keys()
+                .filter(|n| !new.chains.contains_key(*n))
+                .cloned()
+                .collect()
+        };
+        let stale: Vec<String> = pairs.iter().flat_map(stale).collect();
+        for name in &stale {
+            out.push(format!("flush chain {TABLE} {name}"));
+        }
+        for name in &stale {
+            out.push(format!("delete chain {TABLE} {name}"));
+        }
+        for (old, new) in &pairs {
+            for name in old.sets.keys().filter(|n| !new.sets.contains_key(*n)) {
+                out.push(format!("delete set {TABLE} {name}"));
+            }
+        }
+        Some(join(out))
     }
-    for name in old.chains.keys().filter(|n| !new.chains.contains_key(*n)) {
-        out.push(format!("delete chain {TABLE} {name}"));
+
+    /// Elements whose last holder goes, and elements that gain their first.
+    fn element_delta(&self, pairs: &[(&Fragment, &Fragment)]) -> (Vec<Element>, Vec<Element>) {
+        let mut delta: BTreeMap<&Element, isize> = BTreeMap::new();
+        for (old, new) in pairs {
+            for e in &old.elements {
+                *delta.entry(e).or_default() -= 1;
+            }
+            for e in &new.elements {
+                *delta.entry(e).or_default() += 1;
+            }
+        }
+        let (mut gone, mut added) = (Vec::new(), Vec::new());
+        for (e, d) in delta {
+            let before = self.refs.get(e).copied().unwrap_or(0) as isize;
+            match (before > 0, before + d > 0) {
+                (true, false) => gone.push(e.clone()),
+                (false, true) => added.push(e.clone()),
+                _ => {}
+            }
+        }
+        (gone, added)
     }
-    for name in old.sets.keys().filter(|n| !new.sets.contains_key(*n)) {
-        out.push(format!("delete set {TABLE} {name}"));
-    }
-    Some(join(out))
 }
 
 /// Declares sets and chains of `new` that `old` lacks.
-fn declare(out: &mut Vec<String>, new: &Ruleset, old: &Ruleset) {
+fn declare(out: &mut Vec<String>, new: &Fragment, old: &Fragment) {
     for (name, decl) in &new.sets {
         if !old.sets.contains_key(name) {
             out.push(format!("add set {TABLE} {name} {decl}"));
@@ -103,17 +210,25 @@ fn fill(out: &mut Vec<String>, chain: &str, rules: &[String], flush: bool) {
     }
 }
 
-fn add_elements<'a>(
-    out: &mut Vec<String>,
-    map: &str,
-    elems: impl Iterator<Item = (&'a String, &'a String)>,
-) {
-    let elems: Vec<String> = elems.map(|(k, v)| format!("{k} : {v}")).collect();
-    for chunk in elems.chunks(BATCH) {
-        out.push(format!(
-            "add element {TABLE} {map} {{ {} }}",
-            chunk.join(", ")
-        ));
+/// `add`/`delete element` commands, grouped by map, `BATCH` per command.
+/// Deletions name only the key.
+fn elements<'a>(out: &mut Vec<String>, verb: &str, elems: impl Iterator<Item = &'a Element>) {
+    let mut by_map: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (map, key, value) in elems {
+        let text = if value.is_empty() || verb == "delete" {
+            key.clone()
+        } else {
+            format!("{key} : {value}")
+        };
+        by_map.entry(map).or_default().push(text);
+    }
+    for (map, items) in by_map {
+        for chunk in items.chunks(BATCH) {
+            out.push(format!(
+                "{verb} element {TABLE} {map} {{ {} }}",
+                chunk.join(", ")
+            ));
+        }
     }
 }
 
@@ -123,93 +238,4 @@ fn join(mut lines: Vec<String>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{Endpoint, Proto, ServicePort};
-    use crate::render::{render, Options};
-
-    fn port(eps: &[(&str, bool)]) -> ServicePort {
-        ServicePort {
-            key: "ns/web/tcp/http".into(),
-            cluster_ip: "10.43.0.5".parse().unwrap(),
-            port: 80,
-            proto: Proto::Tcp,
-            node_port: Some(30080),
-            affinity: None,
-            external_local: false,
-            internal_local: false,
-            endpoints: eps
-                .iter()
-                .map(|(ip, local)| Endpoint {
-                    ip: ip.parse().unwrap(),
-                    port: 8080,
-                    local: *local,
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn full_replaces_the_table_and_balances_at_random() {
-        let rs = render(
-            &[port(&[("10.42.0.2", true), ("10.42.0.3", false)])],
-            &Options::default(),
-        );
-        let text = full(&rs);
-        assert!(text.starts_with("add table ip bosun\ndelete table ip bosun\n"));
-        assert!(text.contains("numgen random mod 2 vmap { 0 : goto ep-ns/web/tcp/http/10.42.0.2/8080, 1 : goto ep-ns/web/tcp/http/10.42.0.3/8080 }"));
-        assert!(text.contains("add rule ip bosun ep-ns/web/tcp/http/10.42.0.3/8080 meta l4proto tcp dnat to 10.42.0.3:8080"));
-        assert!(text.contains(
-            "add element ip bosun service-ips { 10.43.0.5 . tcp . 80 : goto svc-ns/web/tcp/http }"
-        ));
-        assert!(text.contains(
-            "add element ip bosun service-nodeports { tcp . 30080 : goto ext-ns/web/tcp/http }"
-        ));
-    }
-
-    #[test]
-    fn incremental_touches_only_what_changed() {
-        let opts = Options::default();
-        let a = render(&[port(&[("10.42.0.2", true), ("10.42.0.3", false)])], &opts);
-        let b = render(&[port(&[("10.42.0.2", true)])], &opts);
-        assert_eq!(incremental(&a, &a), None);
-        let t = incremental(&a, &b).unwrap();
-        assert!(t.contains("flush chain ip bosun clu-ns/web/tcp/http\nadd rule ip bosun clu-ns/web/tcp/http goto ep-ns/web/tcp/http/10.42.0.2/8080"));
-        assert!(t.ends_with("delete chain ip bosun ep-ns/web/tcp/http/10.42.0.3/8080\n"));
-        assert!(!t.contains("service-ips"), "{t}");
-        // No endpoints left: the service moves to the reject maps.
-        let c = render(&[port(&[])], &opts);
-        let t = incremental(&b, &c).unwrap();
-        assert!(t.contains("delete element ip bosun service-ips { 10.43.0.5 . tcp . 80 }"));
-        assert!(t.contains("add element ip bosun no-endpoint-services { 10.43.0.5 . tcp . 80 : goto reject-chain }"));
-        assert!(t.contains("delete chain ip bosun svc-ns/web/tcp/http"));
-    }
-
-    #[test]
-    fn affinity_and_local_policies() {
-        let mut p = port(&[("10.42.0.2", true), ("10.42.0.3", false)]);
-        p.affinity = Some(60);
-        p.external_local = true;
-        let rs = render(
-            &[p],
-            &Options {
-                cluster_cidr: Some("10.42.0.0/16".into()),
-                masquerade_all: false,
-            },
-        );
-        let set = "aff60-ns/web/tcp/http/10.42.0.2/8080";
-        assert!(rs.sets[set].contains("timeout 60s"));
-        assert_eq!(
-            rs.chains["loc-ns/web/tcp/http"],
-            [
-                format!("ip saddr @{set} goto ep-ns/web/tcp/http/10.42.0.2/8080"),
-                "goto ep-ns/web/tcp/http/10.42.0.2/8080".to_string(),
-            ]
-        );
-        assert_eq!(
-            rs.chains["svc-ns/web/tcp/http"][0],
-            "ip saddr != 10.42.0.0/16 jump mark-for-masquerade"
-        );
-        assert!(rs.chains["ext-ns/web/tcp/http"].contains(&"goto loc-ns/web/tcp/http".to_string()));
-    }
-}
+mod tests;

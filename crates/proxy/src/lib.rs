@@ -15,6 +15,7 @@ pub mod nft;
 pub mod render;
 mod sync;
 
+pub use diff::Ruleset;
 pub use nft::{Nft, NftCommand, NftError};
 pub use sync::{run, run_with};
 
@@ -35,16 +36,25 @@ pub struct ProxyConfig {
     pub masquerade_all: bool,
     /// How long to wait after a change for more changes before syncing.
     pub batch: Duration,
+    /// Least time from one sync's start to the next one's (rate limit).
+    pub min_interval: Duration,
+    /// How often the whole table is rebuilt from the caches regardless of
+    /// changes (repairs rules changed behind the proxy's back; resets
+    /// sessionAffinity state).
+    pub resync: Duration,
 }
 
 impl ProxyConfig {
-    /// A configuration with br_netfilter detected and a 10 ms batch window.
+    /// A configuration with br_netfilter detected, a 10 ms batch window, at
+    /// most one sync per 20 ms and a full rebuild every hour.
     pub fn new(node_name: impl Into<String>, cluster_cidr: Option<String>) -> Self {
         Self {
             node_name: node_name.into(),
             cluster_cidr,
             masquerade_all: !br_netfilter_enabled(),
             batch: Duration::from_millis(10),
+            min_interval: Duration::from_millis(20),
+            resync: Duration::from_secs(3600),
         }
     }
 }

@@ -85,7 +85,7 @@ pub fn cleanup(nft: &dyn Nft) -> Result<(), NftError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff;
+    use crate::diff::{Changes, Ruleset};
     use crate::model::{Endpoint, Proto, ServicePort};
     use crate::render::{render, Options};
 
@@ -114,6 +114,17 @@ mod tests {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Applies `ports` as changes over `rs` (ports of `rs` not given go).
+    fn sync(nft: &NftCommand, rs: &mut Ruleset, ports: &[ServicePort], opts: &Options) {
+        let mut changes: Changes = rs.fragments().keys().map(|k| (k.clone(), None)).collect();
+        for (k, f) in render(ports, opts) {
+            changes.insert(k, Some(f));
+        }
+        let changes = rs.effective(changes);
+        nft.apply(&rs.incremental(&changes).unwrap()).unwrap();
+        rs.commit(changes);
+    }
+
     /// Every transaction shape the sync loop produces is accepted by the
     /// kernel, in a private network namespace.
     #[test]
@@ -130,18 +141,19 @@ mod tests {
             cluster_cidr: Some("10.42.0.0/16".into()),
             masquerade_all: false,
         };
-        let a = render(&[port(0, 3, None), port(1, 2, Some(30))], &opts);
-        nft.apply(&diff::full(&a)).unwrap();
+        let mut rs = Ruleset::new(render(&[port(0, 3, None), port(1, 2, Some(30))], &opts));
+        nft.apply(&rs.full()).unwrap();
         // A stale table (a crashed run) is replaced, not added to.
-        nft.apply(&diff::full(&a)).unwrap();
+        nft.apply(&rs.full()).unwrap();
         let text = listing(&ns);
-        assert!(text.contains("numgen random mod 3"), "{text}");
+        assert!(text.contains("numgen random mod 3 map"), "{text}");
         assert!(text.contains("timeout 30s"), "{text}");
-        let b = render(
+        sync(
+            &nft,
+            &mut rs,
             &[port(0, 1, None), port(1, 0, Some(60)), port(2, 2, None)],
             &opts,
         );
-        nft.apply(&diff::incremental(&a, &b).unwrap()).unwrap();
         let text = listing(&ns);
         assert!(!text.contains("10.42.0.3"), "{text}");
         assert!(!text.contains("aff30"), "{text}");
@@ -149,9 +161,21 @@ mod tests {
             text.contains("10.43.0.3 . tcp . 80 : goto reject-chain"),
             "{text}"
         );
-        let c = render(&[], &opts);
-        nft.apply(&diff::incremental(&b, &c).unwrap()).unwrap();
-        assert!(!listing(&ns).contains("ep-"));
+        // Affinity on and off again, endpoints changing.
+        sync(
+            &nft,
+            &mut rs,
+            &[port(0, 2, Some(10)), port(2, 3, None)],
+            &opts,
+        );
+        assert!(listing(&ns).contains("ep-ns/web0/tcp/http/10.42.0.3/8080"));
+        sync(&nft, &mut rs, &[port(0, 2, None), port(2, 1, None)], &opts);
+        let text = listing(&ns);
+        assert!(!text.contains("ep-"), "{text}");
+        assert!(!text.contains("10.42.2.3"), "{text}");
+        sync(&nft, &mut rs, &[], &opts);
+        let text = listing(&ns);
+        assert!(!text.contains("svc-") && !text.contains("10.42."), "{text}");
         cleanup(&nft).unwrap();
         cleanup(&nft).unwrap();
         assert_eq!(listing(&ns), "");

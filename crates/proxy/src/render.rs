@@ -1,25 +1,31 @@
-//! The desired contents of the `ip bosun` nftables table, computed from the
-//! service ports: fixed hook chains and verdict maps, plus per-service-port
-//! chains (`svc-`, `ext-`, `clu-`, `loc-`, `ep-`), affinity sets and map
-//! elements, laid out like kube-proxy's nftables mode.
+//! The desired contents of the `ip bosun` nftables table: fixed hook chains
+//! and named maps ([`base`]), plus one [`Fragment`] per service port (its
+//! chains, affinity sets and map/set elements), laid out like kube-proxy's
+//! nftables mode but with few chains: `nft` reads every chain of the table
+//! before each transaction, so the chain count, not the change, sets the
+//! cost of a sync.
 //!
 //! Packet paths (nat hooks at dstnat/srcnat, filter hooks at -110 so they see
 //! the ClusterIP before DNAT):
 //! - prerouting/output → `services`: `daddr . proto . dport` in the
-//!   `service-ips` vmap → `svc-K` (masquerade mark for traffic from outside
-//!   the cluster CIDR) → `clu-K` or `loc-K` (ClientIP affinity sets, then
-//!   `numgen random mod N`) → `ep-K/IP/PORT` (hairpin mark, DNAT).
+//!   `service-ips` vmap → `svc-K`: masquerade mark for traffic from outside
+//!   the cluster CIDR, then the balancing rule — `dnat ip to numgen random
+//!   mod N map { i : ip . port }` (one rule, no per-endpoint chains), or,
+//!   with `sessionAffinity: ClientIP`, affinity-set lookups and a vmap to
+//!   per-endpoint `ep-K/IP/PORT` chains that record the client and DNAT.
 //! - NodePorts on every local address but 127/8 (`fib daddr type local`) via
 //!   the `service-nodeports` vmap → `ext-K` (masquerade; `Local` policy
-//!   keeps the client address and only uses local endpoints).
+//!   keeps the client address and only uses local endpoints: `loc-K`,
+//!   else `clu-K`).
 //! - ports without endpoints sit in `no-endpoint-*` vmaps, checked in the
 //!   filter input/forward/output hooks → `reject-chain` (TCP reset, else
 //!   ICMP port unreachable).
-//! - postrouting → `masquerading`: packets carrying mark 0x4000 are
-//!   masqueraded.
+//! - postrouting → `masquerading`: DNATed packets from an endpoint to itself
+//!   (hairpin: `saddr . daddr` in the `hairpin` set) and packets carrying
+//!   mark 0x4000 are masqueraded.
 
 use crate::model::{Endpoint, ServicePort};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The table, as nft names it.
 pub const TABLE: &str = "ip bosun";
@@ -27,6 +33,9 @@ pub const SERVICE_IPS: &str = "service-ips";
 pub const SERVICE_NODEPORTS: &str = "service-nodeports";
 pub const NO_EP_SERVICES: &str = "no-endpoint-services";
 pub const NO_EP_NODEPORTS: &str = "no-endpoint-nodeports";
+/// Set of `endpoint . endpoint` pairs: a DNATed packet whose source and
+/// destination form one is a pod reaching itself through a Service.
+pub const HAIRPIN: &str = "hairpin";
 
 /// How traffic to ClusterIPs is masqueraded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,13 +47,19 @@ pub struct Options {
     pub masquerade_all: bool,
 }
 
-/// Everything in the table that changes with Services: regular chains with
-/// their rules, named sets with their declaration, and map elements.
+/// One element of a named map or set: (map, key, value; "" in a set).
+pub type Element = (&'static str, String, String);
+
+/// What one service port puts in the table. Chain and set names carry the
+/// port's key, so no two fragments share one; elements may be shared
+/// (hairpin pairs of an endpoint in two Services) and are counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Ruleset {
+pub struct Fragment {
+    /// Regular chains with their rules.
     pub chains: BTreeMap<String, Vec<String>>,
+    /// Named sets with their declaration.
     pub sets: BTreeMap<String, String>,
-    pub maps: BTreeMap<&'static str, BTreeMap<String, String>>,
+    pub elements: BTreeSet<Element>,
 }
 
 /// The fixed part: maps, hook chains and helper chains, as nft commands.
@@ -64,9 +79,11 @@ pub fn base() -> Vec<String> {
         format!("add map {t} {SERVICE_NODEPORTS} {{ type {np_key}; }}"),
         format!("add map {t} {NO_EP_SERVICES} {{ type {svc_key}; }}"),
         format!("add map {t} {NO_EP_NODEPORTS} {{ type {np_key}; }}"),
+        format!("add set {t} {HAIRPIN} {{ type ipv4_addr . ipv4_addr; }}"),
         format!("add chain {t} mark-for-masquerade"),
         format!("add rule {t} mark-for-masquerade meta mark set meta mark | 0x4000"),
         format!("add chain {t} masquerading"),
+        format!("add rule {t} masquerading ct status dnat ip saddr . ip daddr @{HAIRPIN} masquerade fully-random"),
         format!("add rule {t} masquerading meta mark & 0x4000 == 0 return"),
         format!("add rule {t} masquerading meta mark set meta mark ^ 0x4000"),
         format!("add rule {t} masquerading masquerade fully-random"),
@@ -91,25 +108,12 @@ pub fn base() -> Vec<String> {
     ]
 }
 
-/// Computes the variable part of the table.
-pub fn render(ports: &[ServicePort], opts: &Options) -> Ruleset {
-    let mut rs = Ruleset::default();
-    for name in [
-        SERVICE_IPS,
-        SERVICE_NODEPORTS,
-        NO_EP_SERVICES,
-        NO_EP_NODEPORTS,
-    ] {
-        rs.maps.insert(name, BTreeMap::new());
-    }
-    for sp in ports {
-        add_port(&mut rs, sp, opts);
-    }
-    rs
-}
-
-fn element(rs: &mut Ruleset, map: &'static str, key: String, verdict: String) {
-    rs.maps.entry(map).or_default().insert(key, verdict);
+/// Computes the fragments of `ports`, by port key.
+pub fn render(ports: &[ServicePort], opts: &Options) -> BTreeMap<String, Fragment> {
+    ports
+        .iter()
+        .map(|sp| (sp.key.clone(), fragment(sp, opts)))
+        .collect()
 }
 
 fn ep_chain(key: &str, ep: &Endpoint) -> String {
@@ -120,56 +124,54 @@ fn aff_set(key: &str, ep: &Endpoint, timeout: u32) -> String {
     format!("aff{timeout}-{key}/{}/{}", ep.ip, ep.port)
 }
 
-fn add_port(rs: &mut Ruleset, sp: &ServicePort, opts: &Options) {
+/// What one service port needs.
+pub fn fragment(sp: &ServicePort, opts: &Options) -> Fragment {
+    let mut f = Fragment::default();
     let k = &sp.key;
     let proto = sp.proto.nft();
     let vip = format!("{} . {proto} . {}", sp.cluster_ip, sp.port);
     let np = sp.node_port.map(|n| format!("{proto} . {n}"));
     if sp.endpoints.is_empty() {
-        element(rs, NO_EP_SERVICES, vip, "goto reject-chain".into());
+        let reject = || "goto reject-chain".to_string();
+        f.elements.insert((NO_EP_SERVICES, vip, reject()));
         if let Some(np) = np {
-            element(rs, NO_EP_NODEPORTS, np, "goto reject-chain".into());
+            f.elements.insert((NO_EP_NODEPORTS, np, reject()));
         }
-        return;
+        return f;
     }
     for ep in &sp.endpoints {
-        let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", ep.ip)];
+        f.elements
+            .insert((HAIRPIN, format!("{0} . {0}", ep.ip), String::new()));
         if let Some(t) = sp.affinity {
             let set = aff_set(k, ep, t);
-            rs.sets.insert(
-                set.clone(),
+            let rules = vec![
+                format!("update @{set} {{ ip saddr }}"),
+                format!("meta l4proto {proto} dnat to {}:{}", ep.ip, ep.port),
+            ];
+            f.sets.insert(
+                set,
                 format!("{{ type ipv4_addr; flags dynamic,timeout; timeout {t}s; }}"),
             );
-            rules.push(format!("update @{set} {{ ip saddr }}"));
+            f.chains.insert(ep_chain(k, ep), rules);
         }
-        rules.push(format!(
-            "meta l4proto {proto} dnat to {}:{}",
-            ep.ip, ep.port
-        ));
-        rs.chains.insert(ep_chain(k, ep), rules);
     }
     let all: Vec<&Endpoint> = sp.endpoints.iter().collect();
     let local: Vec<&Endpoint> = sp.endpoints.iter().filter(|e| e.local).collect();
-    if !sp.internal_local || sp.node_port.is_some() {
-        rs.chains
-            .insert(format!("clu-{k}"), balance(k, &all, sp.affinity));
-    }
-    if sp.internal_local || (sp.node_port.is_some() && sp.external_local) {
-        rs.chains
-            .insert(format!("loc-{k}"), balance(k, &local, sp.affinity));
-    }
     let mut svc = Vec::new();
     if opts.masquerade_all {
         svc.push("jump mark-for-masquerade".to_string());
     } else if let Some(cidr) = &opts.cluster_cidr {
         svc.push(format!("ip saddr != {cidr} jump mark-for-masquerade"));
     }
-    let target = if sp.internal_local { "loc" } else { "clu" };
-    svc.push(format!("goto {target}-{k}"));
-    rs.chains.insert(format!("svc-{k}"), svc);
-    element(rs, SERVICE_IPS, vip, format!("goto svc-{k}"));
+    let internal = if sp.internal_local { &local } else { &all };
+    svc.extend(balance(sp, internal));
+    f.chains.insert(format!("svc-{k}"), svc);
+    f.elements
+        .insert((SERVICE_IPS, vip, format!("goto svc-{k}")));
     if let Some(np) = np {
+        f.chains.insert(format!("clu-{k}"), balance(sp, &all));
         let ext = if sp.external_local {
+            f.chains.insert(format!("loc-{k}"), balance(sp, &local));
             let mut r = vec![
                 "fib saddr type local jump mark-for-masquerade".to_string(),
                 format!("fib saddr type local goto clu-{k}"),
@@ -185,40 +187,60 @@ fn add_port(rs: &mut Ruleset, sp: &ServicePort, opts: &Options) {
                 format!("goto clu-{k}"),
             ]
         };
-        rs.chains.insert(format!("ext-{k}"), ext);
-        element(rs, SERVICE_NODEPORTS, np, format!("goto ext-{k}"));
+        f.chains.insert(format!("ext-{k}"), ext);
+        f.elements
+            .insert((SERVICE_NODEPORTS, np, format!("goto ext-{k}")));
     }
+    f
 }
 
-/// Rules that pick one endpoint: an affinity hit first, else at random.
-/// No endpoints (a `Local` policy with none on this node) drops.
-fn balance(key: &str, eps: &[&Endpoint], affinity: Option<u32>) -> Vec<String> {
-    if eps.is_empty() {
-        return vec!["drop".to_string()];
-    }
+/// Rules that pick one endpoint of `eps` at random (an affinity hit
+/// first). No endpoints (a `Local` policy with none on this node) drops.
+fn balance(sp: &ServicePort, eps: &[&Endpoint]) -> Vec<String> {
+    let key = &sp.key;
+    let proto = sp.proto.nft();
     let mut rules = Vec::new();
-    if let Some(t) = affinity {
-        for ep in eps {
+    match (eps, sp.affinity) {
+        ([], _) => rules.push("drop".to_string()),
+        ([one], None) => rules.push(format!(
+            "meta l4proto {proto} dnat to {}:{}",
+            one.ip, one.port
+        )),
+        (_, None) => {
+            let arms: Vec<String> = eps
+                .iter()
+                .enumerate()
+                .map(|(i, ep)| format!("{i} : {} . {}", ep.ip, ep.port))
+                .collect();
             rules.push(format!(
-                "ip saddr @{} goto {}",
-                aff_set(key, ep, t),
-                ep_chain(key, ep)
+                "meta l4proto {proto} dnat ip to numgen random mod {} map {{ {} }}",
+                eps.len(),
+                arms.join(", ")
             ));
         }
-    }
-    if let [one] = eps {
-        rules.push(format!("goto {}", ep_chain(key, one)));
-    } else {
-        let arms: Vec<String> = eps
-            .iter()
-            .enumerate()
-            .map(|(i, ep)| format!("{i} : goto {}", ep_chain(key, ep)))
-            .collect();
-        rules.push(format!(
-            "numgen random mod {} vmap {{ {} }}",
-            eps.len(),
-            arms.join(", ")
-        ));
+        (_, Some(t)) => {
+            for ep in eps {
+                rules.push(format!(
+                    "ip saddr @{} goto {}",
+                    aff_set(key, ep, t),
+                    ep_chain(key, ep)
+                ));
+            }
+            if let [one] = eps {
+                rules.push(format!("goto {}", ep_chain(key, one)));
+            } else {
+                let arms: Vec<String> = eps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, ep)| format!("{i} : goto {}", ep_chain(key, ep)))
+                    .collect();
+                rules.push(format!(
+                    "numgen random mod {} vmap {{ {} }}",
+                    eps.len(),
+                    arms.join(", ")
+                ));
+            }
+        }
     }
     rules
 }

@@ -1,6 +1,7 @@
 //! `bosun agent`: the node agent. Runs the kubelet against an API server
-//! (by kubeconfig, or server URL + token) and, unless given another CRI
-//! endpoint (containerd's, say), the bosun CRI server in this process.
+//! (by kubeconfig, or server URL + token), the service proxy and cluster
+//! DNS (as `bosun server` does), and, unless given another CRI endpoint
+//! (containerd's, say), the bosun CRI server in this process.
 //! `bosun server` embeds the same agent (see [`run_embedded`]).
 
 use anyhow::Context;
@@ -97,6 +98,12 @@ pub struct Args {
     kubeconfig: Option<PathBuf>,
     #[command(flatten)]
     node: NodeOpts,
+    /// The cluster's pod network (the server's --cluster-cidr): ClusterIP
+    /// traffic from outside it is masqueraded.
+    #[arg(long, env = "BOSUN_CLUSTER_CIDR", default_value = controllers::nodeipam::DEFAULT_CLUSTER_CIDR)]
+    cluster_cidr: String,
+    #[command(flatten)]
+    services: super::services::ServicesArgs,
 }
 
 pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
@@ -108,11 +115,22 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
             (None, Some(ca)) => std::fs::read_to_string(ca).ok(),
             (None, None) => None,
         };
+        let facts = super::services::NodeFacts {
+            node_name: args.node.node_name.clone(),
+            node_ip: match args.node.node_ip {
+                Some(IpAddr::V4(ip)) => Some(ip),
+                _ => None,
+            },
+            cluster_cidr: args.cluster_cidr.clone(),
+        };
+        let services = super::services::start(&args.services, &facts, client.clone()).await?;
         let agent = run_agent(root, &args.node, client, ca, false);
-        tokio::select! {
-            r = agent => r?,
-            _ = cri::shutdown_signal() => {}
-        }
+        let result = tokio::select! {
+            r = agent => r,
+            _ = cri::shutdown_signal() => Ok(()),
+        };
+        services.stop();
+        result?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -181,7 +181,10 @@ async fn serve(root: &std::path::Path, args: Args) -> anyhow::Result<ExitCode> {
         },
         cluster_cidr: args.cluster_cidr.clone(),
     };
-    let services = super::services::start(&args.services, &facts, &running.kubeconfig).await?;
+    let client = controllers::client::from_kubeconfig(&running.kubeconfig, None)
+        .await
+        .context("cannot build the service proxy's API client")?;
+    let services = super::services::start(&args.services, &facts, client).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch for SIGTERM")?;
     tokio::select! {

@@ -1,6 +1,6 @@
-//! The service proxy and cluster DNS as `bosun server` runs them: their
-//! flags (k3s's names where k3s has one) and starting both as ordinary API
-//! clients of the server. `bosun agent` calls `proxy::run` the same way.
+//! The service proxy and cluster DNS as `bosun server` and `bosun agent`
+//! run them: their flags (k3s's names where k3s has one, the same on both)
+//! and starting both as ordinary API clients.
 
 use anyhow::Context;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -28,9 +28,9 @@ pub struct ServicesArgs {
     pub proxy_cleanup: bool,
 }
 
-/// What the proxy and DNS need to know of this node and cluster; from the
-/// server's `--node-name`, `--node-ip` and `--cluster-cidr` (shared with the
-/// agent and node IPAM, so each flag is defined once).
+/// What the proxy and DNS need to know of this node and cluster; from
+/// `--node-name`, `--node-ip` and `--cluster-cidr` (shared with the kubelet
+/// and node IPAM, so each flag is defined once).
 pub struct NodeFacts {
     /// The Node's name (for the Local traffic policies). Default: the host name.
     pub node_name: Option<String>,
@@ -47,11 +47,11 @@ pub struct Running {
     cleanup: bool,
 }
 
-/// Starts the proxy and the DNS server against the server's kubeconfig.
+/// Starts the proxy and the DNS server as clients of `client`'s API server.
 pub async fn start(
     args: &ServicesArgs,
     node: &NodeFacts,
-    kubeconfig: &Path,
+    client: kube::Client,
 ) -> anyhow::Result<Running> {
     let mut running = Running {
         proxy: None,
@@ -60,9 +60,6 @@ pub async fn start(
     if args.disable_kube_proxy && args.disable_cluster_dns {
         return Ok(running);
     }
-    let client = controllers::client::from_kubeconfig(kubeconfig, None)
-        .await
-        .context("cannot build the service proxy's API client")?;
     let node_name = node.node_name.clone().unwrap_or_else(hostname);
     if !args.disable_kube_proxy {
         let cfg = proxy::ProxyConfig::new(node_name.clone(), Some(node.cluster_cidr.clone()));
@@ -107,7 +104,7 @@ impl Running {
         }
         if self.cleanup {
             if let Err(e) = proxy::cleanup() {
-                eprintln!("bosun server: {e}");
+                eprintln!("bosun: {e}");
             }
         }
     }

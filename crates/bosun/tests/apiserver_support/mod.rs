@@ -107,14 +107,20 @@ impl Server {
     /// agent, with `extra` flags (the node's scratch paths); `BOSUN_ROOT`
     /// is `<scratch>/root`, which the caller fills (images) beforehand via `dir`.
     pub fn start_node(dir: tempfile::TempDir, extra: &[String]) -> Server {
+        Self::start_node_in(dir, extra, None)
+    }
+
+    /// [`Server::start_node`] inside a network namespace (the service
+    /// proxy and cluster DNS then run too); kubectl runs there as well.
+    pub fn start_node_in(dir: tempfile::TempDir, extra: &[String], netns: Option<&str>) -> Server {
         let data_dir = dir.path().join("data");
         let kubeconfig = dir.path().join("admin.kubeconfig");
-        let child = spawn(&dir, &data_dir, &kubeconfig, extra, true, None);
+        let child = spawn(&dir, &data_dir, &kubeconfig, extra, true, netns);
         let mut server = Server {
             child,
             extra: extra.to_vec(),
             full: true,
-            netns: None,
+            netns: netns.map(str::to_string),
             dir,
             kubeconfig,
             url: String::new(),

@@ -63,21 +63,29 @@ pub struct External {
 impl Node {
     /// Starts the cluster and waits until the node is Ready.
     pub fn start() -> Node {
-        Self::start_full(&[], None)
+        Self::start_full(None, &[], None)
     }
 
     /// As [`Node::start`], with extra `bosun server` flags.
     pub fn start_with(flags: &[&str]) -> Node {
-        Self::start_full(flags, None)
+        Self::start_full(None, flags, None)
     }
 
     /// As [`Node::start`], the kubelet on `external`'s CRI socket.
     pub fn start_on(external: &External) -> Node {
-        Self::start_full(&[], Some(external))
+        Self::start_full(None, &[], Some(external))
     }
 
-    /// Starts the cluster with extra flags, on an external runtime if given.
-    fn start_full(flags: &[&str], external: Option<&External>) -> Node {
+    /// Starts the cluster inside network namespace `netns` (kubectl runs
+    /// there too) with `more` flags (which may replace the default
+    /// `--pod-cidr`), and waits until the node is Ready.
+    pub fn start_in(netns: Option<&str>, more: &[&str]) -> Node {
+        Self::start_full(netns, more, None)
+    }
+
+    /// Starts the cluster (in `netns` if given) with extra `flags` (which may
+    /// replace the default `--pod-cidr`), on an external runtime if given.
+    fn start_full(netns: Option<&str>, flags: &[&str], external: Option<&External>) -> Node {
         let dir = testkit::scratch_dir();
         let rootfs = dir.path().join("busybox");
         std::fs::create_dir_all(&rootfs).expect("mkdir rootfs");
@@ -109,21 +117,25 @@ impl Node {
             &bridge,
             "--cgroup-root",
             &cgroup_root,
-            "--pod-cidr",
-            &cidr,
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(
+            (!flags.contains(&"--pod-cidr"))
+                .then(|| ["--pod-cidr".to_string(), cidr.clone()])
+                .into_iter()
+                .flatten(),
+        )
+        .chain(flags.iter().map(|s| s.to_string()))
         .chain([
             "--cri-socket".to_string(),
             socket.display().to_string(),
             "--pod-log-dir".to_string(),
             logs.display().to_string(),
         ])
-        .chain(flags.iter().map(|s| s.to_string()))
         .chain(runtime)
         .collect();
-        let server = Server::start_node(dir, &extra);
+        let server = Server::start_node_in(dir, &extra, netns);
         let node = Node {
             server,
             name,
@@ -153,7 +165,7 @@ impl Node {
 
     /// Runs kubectl; Ok(stdout) or Err(stderr).
     pub fn kubectl(&self, args: &[&str]) -> Result<String, String> {
-        let mut cmd = Command::new("kubectl");
+        let mut cmd = crate::apiserver_support::in_netns(self.server.netns.as_deref(), "kubectl");
         cmd.arg("--kubeconfig")
             .arg(&self.server.kubeconfig)
             .args(args);

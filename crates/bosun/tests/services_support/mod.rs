@@ -105,6 +105,20 @@ impl Net {
             &p,
         ]);
         sh(&["ip", "-n", &n, "link", "set", &veth, "master", "br0", "up"]);
+        // As the CNI bridge plugin's hairpinMode: with br_netfilter, a pod
+        // DNATed to itself is bridged back out of the port it came in on.
+        sh(&[
+            "ip",
+            "-n",
+            &n,
+            "link",
+            "set",
+            &veth,
+            "type",
+            "bridge_slave",
+            "hairpin",
+            "on",
+        ]);
         sh(&["ip", "-n", &p, "link", "set", "lo", "up"]);
         sh(&[
             "ip",
