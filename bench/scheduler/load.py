@@ -3,8 +3,13 @@
 of keep-alive HTTPS connections and times, through a watch, how long until
 every one of them is bound. Prints one JSON line:
 {"pods": N, "create_s": ..., "bind_s": ..., "pods_per_s": ...}.
+With BIND_NODES=K in the environment the client binds each pod itself right
+after creating it (to sim-node-<i mod K>, through pods/binding): the API
+server's create+bind ceiling with no scheduler. Otherwise it also waits for
+every pod's Scheduled event and reports when the last one exists.
 Usage: load.py KUBECONFIG_DIR URL NAMESPACE N [THREADS]
 (KUBECONFIG_DIR holds ca.pem, cert.pem, key.pem.)"""
+import os
 import http.client
 import json
 import ssl
@@ -88,19 +93,32 @@ pod = {
 errors = [0]
 
 
+bind_nodes = int(os.environ.get("BIND_NODES", "0"))
+
+
+def post(c, path, body, ok):
+    """POSTs with retries on a fresh connection; returns the connection."""
+    for _ in range(5):
+        try:
+            status, _ = request(c, "POST", path, body)
+            if status in ok:
+                return c
+        except (OSError, http.client.HTTPException):
+            c = conn()
+    errors[0] += 1
+    return c
+
+
 def create(idx):
     c = conn()
     for i in range(idx, n, threads):
-        body = json.dumps({**pod, "metadata": {"name": f"bench-{i}", "labels": {"app": "bench"}}})
-        for _ in range(5):
-            try:
-                status, _ = request(c, "POST", f"/api/v1/namespaces/{ns}/pods", body)
-                if status in (201, 409):
-                    break
-            except (OSError, http.client.HTTPException):
-                c = conn()
-        else:
-            errors[0] += 1
+        name = f"bench-{i}"
+        body = json.dumps({**pod, "metadata": {"name": name, "labels": {"app": "bench"}}})
+        c = post(c, f"/api/v1/namespaces/{ns}/pods", body, (201, 409))
+        if bind_nodes:
+            binding = json.dumps({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                                  "target": {"apiVersion": "v1", "kind": "Node", "name": f"sim-node-{i % bind_nodes}"}})
+            c = post(c, f"/api/v1/namespaces/{ns}/pods/{name}/binding", binding, (201,))
 
 
 t0 = time.monotonic()
@@ -112,7 +130,19 @@ for w in workers:
 t1 = time.monotonic()
 done.wait(900)
 t2 = t_last[0] if done.is_set() else time.monotonic()
+events_s = None
+if not bind_nodes:
+    # Every binding must have its Scheduled event (written in the background).
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        _, data = request(conn(), "GET", f"/api/v1/namespaces/{ns}/events")
+        items = json.loads(data).get("items", [])
+        if sum(1 for e in items if e.get("reason") == "Scheduled") >= len(bound):
+            events_s = round(time.monotonic() - t0, 2)
+            break
+        time.sleep(0.5)
 print(json.dumps({
+    "events_s": events_s,
     "pods": n,
     "bound": len(bound),
     "errors": errors[0],

@@ -20,8 +20,8 @@ pub enum Decision {
 /// Rotating state between attempts.
 #[derive(Debug, Default)]
 pub struct Algorithm {
-    names: Vec<String>,
-    next_start: usize,
+    /// The node the next attempt starts at (the first one this attempt did not visit).
+    next_start: String,
 }
 
 /// How many feasible nodes to look for among `all` (upstream's adaptive rule).
@@ -47,19 +47,14 @@ pub fn failure_message(total: usize, reasons: &BTreeMap<String, usize>) -> Strin
 impl Algorithm {
     /// Decides where `pod` goes, given the current cache.
     pub fn schedule(&mut self, cache: &mut Cache, p: &PodView) -> Decision {
-        if cache.nodes_changed || self.names.len() != cache.len() {
-            self.names = cache.node_names();
-        }
-        let total = self.names.len();
+        let total = cache.len();
         let want = feasible_to_find(total);
         let mut feasible = Vec::new();
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-        let mut visited = 0;
         let spread = Spread::prepare(p, cache);
-        while visited < total && feasible.len() < want {
-            let name = &self.names[(self.next_start + visited) % total];
-            visited += 1;
-            let Some(n) = cache.node(name) else { continue };
+        let start = std::mem::take(&mut self.next_start);
+        let mut order = cache.nodes_from(&start);
+        for n in order.by_ref() {
             let verdict = filters::run(p, n).and_then(|()| match spread.filter(n) {
                 Some(r) => Err(vec![r]),
                 None => Ok(()),
@@ -72,10 +67,14 @@ impl Algorithm {
                     }
                 }
             }
+            if feasible.len() >= want {
+                break;
+            }
         }
-        if total > 0 {
-            self.next_start = (self.next_start + visited) % total;
-        }
+        self.next_start = match order.next() {
+            Some(next) => next.name().to_string(),
+            None => start.clone(),
+        };
         if feasible.is_empty() {
             return Decision::Unschedulable(failure_message(total, &reasons));
         }

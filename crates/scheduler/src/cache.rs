@@ -4,7 +4,7 @@
 //! One writer: the scheduling loop.
 
 use crate::resources::{self, Resources};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -48,12 +48,33 @@ pub struct NodeInfo {
     pub nonzero: (i64, i64),
     pub pods: HashMap<String, Arc<PodInfo>>,
     pub owners: HashMap<String, u32>,
+    /// The NoSchedule taint implied by the Ready condition (not-ready or
+    /// unreachable), computed when the node changes, not per attempt.
+    pub implied_taint: Option<Taint>,
+}
+
+/// Upstream's TaintNodesByCondition: a node that is not Ready carries
+/// `not-ready` (Ready=False) or `unreachable` (Ready unknown) NoSchedule.
+fn implied_taint(node: &Node) -> Option<Taint> {
+    let conds = node.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let ready = conds.and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+    let key = match ready.map(|c| c.status.as_str()) {
+        Some("True") => return None,
+        Some("False") => "node.kubernetes.io/not-ready",
+        _ => "node.kubernetes.io/unreachable",
+    };
+    Some(Taint {
+        key: key.into(),
+        effect: "NoSchedule".into(),
+        ..Default::default()
+    })
 }
 
 impl NodeInfo {
     fn new(node: Arc<Node>) -> Self {
         NodeInfo {
             allocatable: resources::node_allocatable(&node),
+            implied_taint: implied_taint(&node),
             node,
             requested: Resources::default(),
             nonzero: (0, 0),
@@ -199,6 +220,7 @@ impl Cache {
         match self.nodes.get_mut(&name) {
             Some(info) => {
                 info.allocatable = resources::node_allocatable(&node);
+                info.implied_taint = implied_taint(&node);
                 info.node = node;
             }
             None => {
@@ -299,6 +321,15 @@ impl Cache {
     /// All nodes, in a stable order.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
         self.nodes.values()
+    }
+
+    /// All nodes in name order, starting at the first name >= `start` and
+    /// wrapping around: one tree walk, no lookup per node.
+    pub fn nodes_from<'a>(&'a self, start: &'a str) -> impl Iterator<Item = &'a NodeInfo> + 'a {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let tail = self.nodes.range::<str, _>((Included(start), Unbounded));
+        let head = self.nodes.range::<str, _>((Unbounded, Excluded(start)));
+        tail.chain(head).map(|(_, n)| n)
     }
 
     /// Number of nodes.

@@ -5,6 +5,39 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
+use tokio::sync::mpsc;
+
+/// Events written at once by a [`Sink`].
+const SINK_PARALLEL: usize = 4;
+
+/// Writes events in the background, a few at a time, in the order given, as
+/// upstream's event broadcaster does: recording an event never holds up a
+/// binding, and event writes never crowd out the bindings' API requests.
+#[derive(Clone)]
+pub struct Sink {
+    tx: mpsc::UnboundedSender<Event>,
+}
+
+impl Sink {
+    /// Starts the writer task (it ends when every `Sink` clone is dropped).
+    pub fn start(client: Client) -> Sink {
+        use futures::StreamExt;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        tokio::spawn(stream.for_each_concurrent(SINK_PARALLEL, move |ev| {
+            let client = client.clone();
+            async move { emit(&client, ev).await }
+        }));
+        Sink { tx }
+    }
+
+    /// Queues an event for writing.
+    pub fn record(&self, ev: Event) {
+        if self.tx.send(ev).is_err() {
+            tracing::debug!("event writer stopped; event dropped");
+        }
+    }
+}
 
 /// Component name in events, as upstream.
 pub const COMPONENT: &str = "default-scheduler";

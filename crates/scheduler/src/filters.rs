@@ -95,28 +95,9 @@ pub fn tolerated(pod: &Pod, taint: &Taint) -> bool {
         .is_some_and(|ts| ts.iter().any(|t| tolerates(t, taint)))
 }
 
-fn not_ready_taint(n: &NodeInfo) -> Option<Taint> {
-    let conds = n.node.status.as_ref().and_then(|s| s.conditions.as_ref());
-    let ready = conds.and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
-    match ready.map(|c| c.status.as_str()) {
-        Some("True") => None,
-        Some("False") => Some(Taint {
-            key: "node.kubernetes.io/not-ready".into(),
-            effect: "NoSchedule".into(),
-            ..Default::default()
-        }),
-        _ => Some(Taint {
-            key: "node.kubernetes.io/unreachable".into(),
-            effect: "NoSchedule".into(),
-            ..Default::default()
-        }),
-    }
-}
-
 fn taints(pod: &Pod, n: &NodeInfo) -> Option<String> {
     let taints = n.node.spec.as_ref().and_then(|s| s.taints.as_ref());
-    let implied = not_ready_taint(n);
-    let all = taints.into_iter().flatten().chain(implied.as_ref());
+    let all = taints.into_iter().flatten().chain(n.implied_taint.as_ref());
     for t in all {
         if t.effect == "PreferNoSchedule" || tolerated(pod, t) {
             continue;

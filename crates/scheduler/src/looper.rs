@@ -39,6 +39,7 @@ struct State {
     algo: Algorithm,
     binds: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<Bound>,
+    events: events::Sink,
 }
 
 /// Runs the scheduler until its watches end.
@@ -53,6 +54,7 @@ pub async fn run(client: Client, cfg: Config) -> Result<(), Error> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut st = State {
         binds: Arc::new(Semaphore::new(cfg.parallel_binds.max(1))),
+        events: events::Sink::start(client.clone()),
         client,
         cfg,
         cache: Cache::default(),
@@ -170,19 +172,18 @@ impl State {
                 Decision::Node(node) => {
                     self.cache.assume(&pod, &node);
                     let (client, tx) = (self.client.clone(), self.tx.clone());
+                    let sink = self.events.clone();
                     tokio::spawn(async move {
                         let out = bind(&client, &pod, &node, key).await;
                         drop(permit);
-                        let ok = matches!(out, Bound::Ok(_));
-                        let _ = tx.send(out);
-                        if ok {
-                            // After the permit is back: events never hold up bindings.
+                        if matches!(out, Bound::Ok(_)) {
+                            // Queued, not awaited: events never hold up bindings.
                             let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
                             let name = pod.metadata.name.as_deref().unwrap_or_default();
                             let msg = format!("Successfully assigned {ns}/{name} to {node}");
-                            let ev = events::pod_event(&pod, "Normal", "Scheduled", msg);
-                            events::emit(&client, ev).await;
+                            sink.record(events::pod_event(&pod, "Normal", "Scheduled", msg));
                         }
+                        let _ = tx.send(out);
                     });
                 }
                 Decision::Unschedulable(msg) => {

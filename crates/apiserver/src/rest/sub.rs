@@ -121,11 +121,25 @@ impl Api {
             .index_of("", "pods")
             .ok_or_else(|| ApiError::internal("pods are not served"))?;
         let key = self.key(pods, req.ns(), &pod_name);
-        for _ in 0..16 {
-            let kv = self
-                .get_kv(&key)
-                .await?
-                .ok_or_else(|| ApiError::not_found("", "pods", &pod_name))?;
+        for attempt in 0..16 {
+            // The watch cache first (the scheduler saw the pod through it); a
+            // stale copy only costs a conflict and a re-read from the store.
+            let cached = (attempt == 0)
+                .then(|| self.cache.get(pods, &key))
+                .flatten()
+                .map(|o| store::KeyValue {
+                    key: key.clone(),
+                    value: o.json.to_vec(),
+                    create_revision: 0,
+                    mod_revision: o.rv,
+                });
+            let kv = match cached {
+                Some(kv) => kv,
+                None => self
+                    .get_kv(&key)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("", "pods", &pod_name))?,
+            };
             let mut pod = with_rv(&kv)?;
             if meta::meta(&pod).is_some_and(|m| m.contains_key("deletionTimestamp")) {
                 return Err(ApiError::conflict(
@@ -156,19 +170,27 @@ impl Api {
             conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": meta::now()}));
             pod["status"]["conditions"] = json!(conds);
             meta::remove(&mut pod, "resourceVersion");
+            let success = || {
+                object_response(
+                    201,
+                    &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                )
+            };
             if req.dry_run() {
-                break;
+                return Ok(success());
             }
             let bytes = serde_json::to_vec(&pod).map_err(|e| ApiError::internal(e.to_string()))?;
             match self.store.update(&key, bytes, kv.mod_revision).await {
-                Ok(_) => break,
-                Err(StoreError::Conflict { .. }) => continue,
+                Ok(_) => return Ok(success()),
+                Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(object_response(
-            201,
-            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        Err(ApiError::conflict(
+            "",
+            "pods",
+            &pod_name,
+            "too many concurrent writes",
         ))
     }
 
