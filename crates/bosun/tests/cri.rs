@@ -347,12 +347,7 @@ async fn cri_containers_httpd_exec_logs_restart_cleanup() -> anyhow::Result<()> 
 /// test's own exec overlap): every one exits 0 with its own output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cri_concurrent_exec_sync_all_succeed() -> anyhow::Result<()> {
-    if !testkit::is_root() {
-        eprintln!("skipped: this test needs root (namespaces, CNI, mounts)");
-        return Ok(());
-    }
-    if !have_cni() {
-        eprintln!("skipped: the standard CNI plugins are not installed in /usr/lib/cni");
+    if !common::can_run() {
         return Ok(());
     }
     let mut h = Harness::new()?;
