@@ -11,24 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// Docker's default capability set.
-pub const DOCKER_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
-/// CapEff of a process holding exactly DOCKER_CAPS.
+/// CapEff of a process holding exactly Docker's default capability set
+/// (`runtime::defaults::DEFAULT_CAPABILITIES`).
 pub const DOCKER_CAPEFF: &str = "00000000a80425fb";
 
 pub struct Env {
@@ -77,7 +61,7 @@ impl Env {
     /// A spec like `runc spec`'s: all namespaces but user, read-only root,
     /// Docker's capabilities, the standard mounts and masked paths.
     pub fn spec(&self, args: &[&str]) -> Value {
-        let caps: Vec<&str> = DOCKER_CAPS.to_vec();
+        let caps: Vec<&str> = runtime::defaults::DEFAULT_CAPABILITIES.to_vec();
         json!({
             "ociVersion": "1.0.2",
             "process": {
