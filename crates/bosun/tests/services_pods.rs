@@ -32,13 +32,28 @@ fn sh(args: &[&str]) {
     );
 }
 
-/// The node's namespace: loopback, a dummy uplink with the node address
+/// The node's namespace: loopback, an uplink with the node address
 /// and the default route, forwarding on.
 fn node_netns() -> TestNetns {
     let ns = TestNetns::new();
     let n = ns.name().to_string();
     sh(&["ip", "-n", &n, "link", "set", "lo", "up"]);
-    sh(&["ip", "-n", &n, "link", "add", "uplink", "type", "dummy"]);
+    // A veth pair inside the namespace stands in for the uplink (the
+    // dummy module may be absent).
+    sh(&[
+        "ip",
+        "-n",
+        &n,
+        "link",
+        "add",
+        "uplink",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "uplink-peer",
+    ]);
+    sh(&["ip", "-n", &n, "link", "set", "uplink-peer", "up"]);
     sh(&[
         "ip",
         "-n",

@@ -176,7 +176,18 @@ fn spawn(
         .append(true)
         .open(dir.path().join("server.log"))
         .expect("open the server log");
-    let mut cmd = in_netns(netns, env!("CARGO_BIN_EXE_bosun"));
+    let mut cmd = match (full, netns) {
+        // A node needs the host's mounts (cgroupfs): `ip netns exec` would
+        // give it a private /sys without them, so enter only the network
+        // namespace.
+        (true, Some(ns)) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/var/run/netns/{ns}"))
+                .arg(env!("CARGO_BIN_EXE_bosun"));
+            c
+        }
+        _ => in_netns(netns, env!("CARGO_BIN_EXE_bosun")),
+    };
     if full {
         // BOSUN_TEST_NODE is inherited by the pause processes and container
         // monitors, so a test can tell this node's leftovers from others'.
