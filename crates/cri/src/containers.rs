@@ -17,7 +17,7 @@ impl Server {
         self.root().join("oci")
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
         tokio::task::spawn_blocking(f)
@@ -66,8 +66,14 @@ impl Server {
             &sandbox,
             &rootfs,
             &cgroups_path,
-        )
-        .and_then(|spec| write_bundle(&dir, &spec));
+        );
+        let built = match built {
+            Ok(spec) => {
+                let dir = dir.clone();
+                Self::blocking(move || write_bundle(&dir, &spec)).await
+            }
+            Err(e) => Err(e),
+        };
         if let Err(e) = built {
             let _ = self.images.store.remove_snapshot(&id);
             let _ = std::fs::remove_dir_all(&dir);
@@ -100,7 +106,8 @@ impl Server {
                 .map(|m| (m.container_path.clone(), m.host_path.clone(), m.readonly))
                 .collect(),
         };
-        rec.save(self.root())?;
+        let (saved, root) = (rec.clone(), self.root().to_path_buf());
+        Self::blocking(move || saved.save(&root)).await?;
         self.inner.containers.lock().await.insert(id.clone(), rec);
         Ok(id)
     }
@@ -151,7 +158,9 @@ impl Server {
         if rec.stdin_once {
             argv.push("--stdin-once".into());
         }
-        crate::proc::spawn_detached(&self.inner.config.bosun, &argv, &dir.join("monitor.log"))?;
+        let (bosun, log) = (self.inner.config.bosun.clone(), dir.join("monitor.log"));
+        // fork+exec of this large process blocks: not on the async workers.
+        Self::blocking(move || crate::proc::spawn_detached(&bosun, &argv, &log)).await?;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(exit) = rec.exit(self.root()) {
@@ -173,7 +182,8 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         rec.started_at = crate::now_nanos();
-        rec.save(self.root())?;
+        let (saved, root) = (rec.clone(), self.root().to_path_buf());
+        Self::blocking(move || saved.save(&root)).await?;
         self.inner
             .containers
             .lock()

@@ -46,9 +46,17 @@ impl Server {
             ready: true,
             attached: false,
         };
-        let hostname = if host_network { "" } else { &rec.hostname };
+        let hostname = if host_network {
+            String::new()
+        } else {
+            rec.hostname.clone()
+        };
+        let pause = self.inner.config.pause_command.clone();
+        // fork+exec of this large process and the record's file writes
+        // block: they run on the blocking pool, not on the async workers.
         let (pid, start) =
-            crate::proc::spawn_pause(&self.inner.config.pause_command, hostname, host_network)?;
+            Self::blocking(move || crate::proc::spawn_pause(&pause, &hostname, host_network))
+                .await?;
         rec.pid = pid;
         rec.pid_start = start;
         if let Err(e) = self.attach_network(&mut rec, &config.port_mappings).await {
@@ -56,7 +64,8 @@ impl Server {
                 .await;
             return Err(e);
         }
-        rec.save(self.root())?;
+        let (saved, root) = (rec.clone(), self.root().to_path_buf());
+        Self::blocking(move || saved.save(&root)).await?;
         tracing::info!(id = %rec.id, pod = %rec.name, ip = %rec.ip, "sandbox ready");
         let id = rec.id.clone();
         self.inner.sandboxes.lock().await.insert(id.clone(), rec);
@@ -75,25 +84,20 @@ impl Server {
         let netns = rec
             .ns_path("net")
             .ok_or_else(|| Error::Failed(format!("pause process of {} died", rec.id)))?;
-        let mut rt = rec.cni_conf(netns.clone());
+        let mut rt = rec.cni_conf(netns);
         rt.port_mappings = ports.iter().filter_map(port_mapping).collect();
-        let list = self.network().await;
-        // `lo` up first (the loopback plugin), as containerd does: containers
-        // of a pod talk to each other over 127.0.0.1.
-        let mut lo_rt = rec.cni_conf(netns);
-        lo_rt.ifname = "lo".into();
-        let lo = cni::NetworkConfigList {
-            name: format!("{}-loopback", list.name),
-            cni_version: list.cni_version.clone(),
-            plugins: vec![serde_json::json!({"type": "loopback"})],
-        };
+        let mut list = self.network().await;
+        if rt.port_mappings.is_empty() {
+            // portmap ADD does nothing without mappings: spare its exec (DEL,
+            // with the full list, still runs it and finds nothing to undo).
+            list.plugins.retain(|p| p["type"] != "portmap");
+        }
+        // `lo` is already up: the pause process set it up in its new netns
+        // (what the loopback plugin would do, without an exec per sandbox).
         let cni = self.inner.cni.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            cni.add(&lo, &lo_rt)?;
-            cni.add(&list, &rt)
-        })
-        .await
-        .map_err(|e| Error::Failed(format!("CNI ADD task: {e}")))??;
+        let result = tokio::task::spawn_blocking(move || cni.add(&list, &rt))
+            .await
+            .map_err(|e| Error::Failed(format!("CNI ADD task: {e}")))??;
         rec.attached = true;
         rec.ip = result.address_of("eth0").unwrap_or_default();
         Ok(())

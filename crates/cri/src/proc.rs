@@ -56,12 +56,15 @@ pub fn spawn_pause(argv: &[String], hostname: &str, host_network: bool) -> Resul
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (setsid, unshare, sethostname); it
-    // allocates nothing (the hostname was copied before the fork).
+    // async-signal-safe system calls (setsid, unshare, socket/ioctl/close,
+    // sethostname); it allocates nothing (the hostname was copied before the fork).
     unsafe {
         cmd.pre_exec(move || {
             nix::unistd::setsid()?;
             nix::sched::unshare(flags)?;
+            if !host_network {
+                loopback_up()?;
+            }
             if !host.is_empty() {
                 nix::unistd::sethostname(&host)?;
             }
@@ -83,6 +86,37 @@ pub fn spawn_pause(argv: &[String], hostname: &str, host_network: bool) -> Resul
     });
     let start = wait_for_start(pid)?;
     Ok((pid, start))
+}
+
+/// Sets `lo` up in the calling process's network namespace — all the CNI
+/// loopback plugin does — with plain system calls, so that it is safe
+/// between fork and exec and spares a plugin exec per sandbox.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: socket(2) takes no pointers; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: ifreq is plain old data, valid when zeroed.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    req.ifr_name[0] = b'l' as libc::c_char;
+    req.ifr_name[1] = b'o' as libc::c_char;
+    // SAFETY: SIOCGIFFLAGS reads the flags of the NUL-terminated name in
+    // `req` into `req`, which lives on this stack for the call.
+    let mut rc = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) };
+    if rc == 0 {
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
+        rc = unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) };
+    }
+    let err = std::io::Error::last_os_error();
+    // SAFETY: fd is ours and closed once.
+    unsafe { libc::close(fd) };
+    if rc < 0 {
+        return Err(err);
+    }
+    Ok(())
 }
 
 fn wait_for_start(pid: i32) -> Result<u64> {

@@ -1,23 +1,30 @@
 //! Events about pods (Pulling, Pulled, Created, Started, Killing, BackOff,
 //! Failed, …) posted as core/v1 Events from the `kubelet` component.
-//! Posting is best effort: a failure is logged, never fatal.
+//! Posting is best effort: a failure is logged, never fatal. Events are
+//! queued and posted in order by one background task (as upstream's event
+//! broadcaster does), so a pod worker never waits for the API server to
+//! record one.
 
 use chrono::{SecondsFormat, Utc};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, PostParams};
 use serde_json::json;
+use tokio::sync::mpsc;
 
 /// Posts events for one node.
 #[derive(Clone)]
 pub struct Recorder {
-    client: kube::Client,
+    queue: mpsc::UnboundedSender<(String, Event)>,
     node: String,
 }
 
 impl Recorder {
+    /// Starts the task that posts the queued events; needs a tokio runtime.
     pub fn new(client: kube::Client, node: impl Into<String>) -> Self {
+        let (queue, rx) = mpsc::unbounded_channel();
+        tokio::spawn(post_queued(client, rx));
         Self {
-            client,
+            queue,
             node: node.into(),
         }
     }
@@ -69,9 +76,18 @@ impl Recorder {
             Ok(e) => e,
             Err(e) => return tracing::debug!(error = %e, "building an event"),
         };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
+        if self.queue.send((ns, event)).is_err() {
+            tracing::debug!(%reason, "event queue closed");
+        }
+    }
+}
+
+/// Posts queued events one after another until every [`Recorder`] is gone.
+async fn post_queued(client: kube::Client, mut rx: mpsc::UnboundedReceiver<(String, Event)>) {
+    while let Some((ns, event)) = rx.recv().await {
+        let api: Api<Event> = Api::namespaced(client.clone(), &ns);
         if let Err(e) = api.create(&PostParams::default(), &event).await {
-            tracing::debug!(error = %e, %reason, "posting an event");
+            tracing::debug!(error = %e, reason = ?event.reason, "posting an event");
         }
     }
 }

@@ -55,6 +55,7 @@ impl Worker {
         }
         match self.create_and_start(sid, c, attempt).await {
             Ok(()) => {
+                self.started_any = true;
                 self.waiting.remove(&c.name);
                 self.backoff.remove(&pull_key);
             }

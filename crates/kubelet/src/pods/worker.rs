@@ -54,6 +54,8 @@ pub struct Worker {
     pub(super) finished: bool,
     /// Deletion handled: containers stopped, sandbox removed.
     pub(super) terminated: bool,
+    /// A container was started in this pass (observe again before reporting).
+    pub(super) started_any: bool,
 }
 
 impl Worker {
@@ -95,6 +97,7 @@ impl Worker {
             init_failed: false,
             finished: false,
             terminated: false,
+            started_any: false,
         }
     }
 
@@ -169,6 +172,10 @@ impl Worker {
         for c in &containers {
             self.sync_container(&sid, c).await;
         }
+        if std::mem::take(&mut self.started_any) {
+            // This pass's status shows what it started (one status write, not two).
+            self.observe(&sid).await?;
+        }
         Ok(())
     }
 
@@ -235,22 +242,28 @@ impl Worker {
     }
 
     async fn create_sandbox(&mut self, attempt: u32) -> Result<String> {
-        crate::cgroup::create_pod_cgroup(&self.cgroup, &self.pod)?;
         let dns = self.dns().await;
-        sandbox::write_file(
-            &self.pctx.pod_dir,
-            "resolv.conf",
-            &sandbox::resolv_conf(&dns),
-        )?;
         let config = sandbox::config(
             &self.pod,
             attempt,
             &self.ctx.config.pod_log_dir,
             &self.cgroup,
-            Some(dns),
+            Some(dns.clone()),
+        );
+        // cgroupfs and file writes block: off the async workers, which the
+        // API server, the other pod workers and CRI share.
+        let (cgroup, pod, dir) = (
+            self.cgroup.clone(),
+            self.pod.clone(),
+            self.pctx.pod_dir.clone(),
         );
         let log_dir = sandbox::log_dir(&self.ctx.config.pod_log_dir, &self.pod);
-        std::fs::create_dir_all(&log_dir).map_err(crate::error::io("create", &log_dir))?;
+        blocking(move || {
+            crate::cgroup::create_pod_cgroup(&cgroup, &pod)?;
+            sandbox::write_file(&dir, "resolv.conf", &sandbox::resolv_conf(&dns))?;
+            std::fs::create_dir_all(&log_dir).map_err(crate::error::io("create", &log_dir))
+        })
+        .await?;
         let req = v1::RunPodSandboxRequest {
             config: Some(config),
             runtime_handler: String::new(),
@@ -271,7 +284,8 @@ impl Worker {
             self.ctx.cri.sandbox_ip(&id).await?
         };
         let hosts = sandbox::hosts_file(&self.pod, &ip, &self.ctx.config.cluster_domain);
-        sandbox::write_file(&self.pctx.pod_dir, "etc-hosts", &hosts)?;
+        let dir = self.pctx.pod_dir.clone();
+        blocking(move || sandbox::write_file(&dir, "etc-hosts", &hosts)).await?;
         tracing::info!(pod = %self.name(), sandbox = %id, %ip, "sandbox started");
         self.sandbox = Some((id.clone(), ip));
         self.observed.clear();
@@ -524,4 +538,11 @@ impl Worker {
             Err(e) => Err(api(format!("delete pod {}", self.name()))(e)),
         }
     }
+}
+
+/// Runs blocking file-system work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::Error::Config(format!("blocking task: {e}")))?
 }
