@@ -125,13 +125,14 @@ impl Cri {
                 "you must specify at least one command for the container".into(),
             ));
         }
+        let (tty, stdin, stdout, stderr) = streams(q);
         let req = v1::ExecRequest {
             container_id: self.running(ns, pod, c).await?,
             cmd,
-            tty: q.flag("tty"),
-            stdin: q.flag("stdin") || q.flag("input"),
-            stdout: q.flag("stdout") || q.flag("output"),
-            stderr: q.flag("stderr") || q.flag("error"),
+            tty,
+            stdin,
+            stdout,
+            stderr,
         };
         let resp = self
             .client
@@ -150,12 +151,13 @@ impl Cri {
         c: &str,
         q: &Query,
     ) -> Result<String, Failure> {
+        let (tty, stdin, stdout, stderr) = streams(q);
         let req = v1::AttachRequest {
             container_id: self.running(ns, pod, c).await?,
-            tty: q.flag("tty"),
-            stdin: q.flag("stdin") || q.flag("input"),
-            stdout: q.flag("stdout") || q.flag("output"),
-            stderr: q.flag("stderr") || q.flag("error"),
+            tty,
+            stdin,
+            stdout,
+            stderr,
         };
         let resp = self
             .client
@@ -191,4 +193,15 @@ fn bad_request(e: tonic::Status) -> Failure {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (code, e.message().to_string())
+}
+
+/// The (tty, stdin, stdout, stderr) an exec or attach request asks for,
+/// under either spelling kubectl uses (`stdin` or `input`, and so on).
+fn streams(q: &Query) -> (bool, bool, bool, bool) {
+    (
+        q.flag("tty"),
+        q.flag("stdin") || q.flag("input"),
+        q.flag("stdout") || q.flag("output"),
+        q.flag("stderr") || q.flag("error"),
+    )
 }
