@@ -65,10 +65,7 @@ fn daemonset_follows_nodes_taints_and_rolls_out() {
         "--ready-delay",
         "0.5",
     ]);
-    c.wait("5 nodes", || {
-        c.kubectl(&["get", "nodes", "-o", "name"])
-            .is_ok_and(|o| o.lines().count() == 5)
-    });
+    c.wait_nodes(5);
     c.must(&["taint", "nodes", "a-4", "dedicated=x:NoSchedule"]);
     c.apply_manifest(&daemonset("agent", "busybox:1", false));
     c.apply_manifest(&daemonset("tolerant", "busybox:1", true));

@@ -25,10 +25,7 @@ fn cluster() -> Cluster {
         "--complete-annotation",
         DONE,
     ]);
-    c.wait("3 nodes", || {
-        c.kubectl(&["get", "nodes", "-o", "name"])
-            .is_ok_and(|o| o.lines().count() == 3)
-    });
+    c.wait_nodes(3);
     c
 }
 

@@ -51,10 +51,7 @@ fn lost_node_is_tainted_and_its_pods_move_to_other_nodes() {
     let sim = ["--lease-interval", "1", "--ready-delay", "0"];
     c.sim(&[&["--count", "2", "--name-prefix", "keep-"][..], &sim].concat());
     let lost = c.sim(&[&["--count", "1", "--name-prefix", "lost-"][..], &sim].concat());
-    c.wait("3 nodes", || {
-        c.kubectl(&["get", "nodes", "-o", "name"])
-            .is_ok_and(|o| o.lines().count() == 3)
-    });
+    c.wait_nodes(3);
     c.must(&[
         "create",
         "deployment",

@@ -27,10 +27,7 @@ fn unschedulable_pods_wait_with_a_reason_then_land_on_a_new_node() {
         "--ready-delay",
         "0",
     ]);
-    c.wait("3 nodes", || {
-        c.kubectl(&["get", "nodes", "-o", "name"])
-            .is_ok_and(|o| o.lines().count() == 3)
-    });
+    c.wait_nodes(3);
     c.must(&["run", "big", "--image=busybox", "--restart=Never", "--overrides",
         r#"{"spec":{"containers":[{"name":"big","image":"busybox","resources":{"requests":{"cpu":"4"}}}]}}"#]);
     c.must(&[
@@ -230,10 +227,7 @@ fn topology_spread_balances_zones_and_explains_missing_labels() {
         "--ready-delay",
         "0",
     ]);
-    c.wait("3 nodes", || {
-        c.kubectl(&["get", "nodes", "-o", "name"])
-            .is_ok_and(|o| o.lines().count() == 3)
-    });
+    c.wait_nodes(3);
     c.apply("spread.yaml", SPREAD);
     c.must(&["rollout", "status", "deploy/spread", "--timeout=180s"]);
     let nodes = c.must(&[

@@ -125,6 +125,14 @@ impl Cluster {
         self.sims.len() - 1
     }
 
+    /// Waits until the cluster lists exactly `count` Node objects.
+    pub fn wait_nodes(&self, count: usize) {
+        self.wait(&format!("{count} nodes"), || {
+            self.kubectl(&["get", "nodes", "-o", "name"])
+                .is_ok_and(|o| o.lines().count() == count)
+        });
+    }
+
     /// Stops one simulator (its nodes stop renewing their leases).
     pub fn stop_sim(&mut self, i: usize) {
         let _ = self.sims[i].kill();
