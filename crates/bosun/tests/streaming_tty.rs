@@ -85,7 +85,7 @@ fn attach_resize_and_detach(node: &Node) {
             .ok()
             .filter(|l| l.contains("[kept-42]"))
     });
-    assert!(!logs.contains('\r'), "pty line ends in the log: {logs:?}");
+    assert!(!logs.contains("\r\n"), "pty line ends in the log: {logs:?}");
     assert_eq!(restarts(node), 0, "detaching ended the container");
     let second = [
         "send:\\n",
