@@ -4,8 +4,8 @@
 //! job/x` (kubectl picks a pod by the object's selector), `--since`, `-c`,
 //! log rotation by size (small --container-log-max-size) with `logs` reading
 //! the current file and `--previous` after a restart, `exec -it` on a pty
-//! with a terminal resize reaching the process (`stty size`), `attach -it`
-//! and `kubectl run -it --rm` on a pty, and `exec` exit codes.
+//! with a terminal resize reaching the process (`stty size`), and `exec`
+//! exit codes. (`attach -it` and `run -it --rm` are in streaming_tty.rs.)
 
 mod apiserver_support;
 mod kubelet_support;
@@ -78,19 +78,6 @@ spec:
       echo start-of-run; i=0; while [ $i -lt 300 ]; do
       echo "line $i xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; i=$((i+1)); usleep 20000; done;
       echo end-of-run; sleep 3; exit 1
----
-apiVersion: v1
-kind: Pod
-metadata: {name: term, namespace: bosun-test-stream}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: sh
-    image: busybox:latest
-    imagePullPolicy: IfNotPresent
-    command: ["sh"]
-    stdin: true
-    tty: true
 "#;
 
 fn running(p: &Value) -> bool {
@@ -115,14 +102,12 @@ async fn kubectl_logs_rotation_run_and_attach_on_a_real_node() {
             pods.iter()
                 .any(|p| p["metadata"]["name"].as_str() == Some(n) && running(p))
         };
-        (up("two") && up("term") && pods.len() >= 5).then_some(())
+        (up("two") && pods.len() >= 4).then_some(())
     });
     logs_of_workloads(&node);
     rotation_and_previous(&node);
     exec_exit_code(&node);
     exec_with_resize(&node);
-    attach_it(&node);
-    run_it_rm(&node);
     node.delete_ns(NS);
     let left = node.leftovers().await;
     assert!(left.is_empty(), "left on the host: {left:#?}");
@@ -206,32 +191,6 @@ fn exec_exit_code(node: &Node) {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
 }
 
-/// Runs kubectl ARGS on a pty through the steps of pty_drive.py; its transcript.
-fn on_pty(node: &Node, steps: &[&str], args: &[&str]) -> Option<String> {
-    if apiserver_support::which("python3").is_none() {
-        eprintln!("pty part skipped: python3 is not installed");
-        return None;
-    }
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/streaming_support/pty_drive.py"
-    );
-    let kubeconfig = node.server.kubeconfig.display().to_string();
-    let mut cmd = Command::new("python3");
-    cmd.arg(script)
-        .args(steps)
-        .args(["--", "kubectl", "--kubeconfig", &kubeconfig])
-        .args(args);
-    let out = apiserver_support::output_within(cmd, Duration::from_secs(300));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} on a pty: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(text)
-}
-
 /// Steps that check `stty size` before and after a resize, then `exit`.
 const RESIZE_STEPS: &[&str] = &[
     "send:stty size\\n",
@@ -244,56 +203,11 @@ const RESIZE_STEPS: &[&str] = &[
     "send:exit\\n",
 ];
 
-/// Steps for a container without a terminal of its own (the bosun CRI
-/// does not give containers a pty): a command runs, then `exit`.
-const PLAIN_STEPS: &[&str] = &[
-    "send:echo pty-$((40+2))\\n",
-    "expect:pty-42",
-    "send:exit\\n",
-];
-
 /// `exec -it` (a pty in the container): the size, and a resize, reach it.
 fn exec_with_resize(node: &Node) {
     let args = ["exec", "-it", "-n", NS, "two", "-c", "a", "--", "sh"];
-    let Some(out) = on_pty(node, RESIZE_STEPS, &args) else {
+    let Some(out) = node.on_pty(RESIZE_STEPS, &args) else {
         return;
     };
     assert!(out.contains("pty-42"), "{out}");
-}
-
-fn attach_it(node: &Node) {
-    let Some(out) = on_pty(node, PLAIN_STEPS, &["attach", "-it", "-n", NS, "term"]) else {
-        return;
-    };
-    assert!(out.contains("pty-42"), "{out}");
-}
-
-fn run_it_rm(node: &Node) {
-    let args = [
-        "run",
-        "-it",
-        "--rm",
-        "-n",
-        NS,
-        "--image=busybox",
-        "t",
-        "--",
-        "sh",
-    ];
-    let Some(out) = on_pty(node, PLAIN_STEPS, &args) else {
-        return;
-    };
-    // Created and attached; after `exit` kubectl does not yet return by
-    // itself here (the attach stream outlives the container without a
-    // terminal), so the driver ends it and the pod is deleted by hand.
-    assert!(out.contains("pty-42"), "{out}");
-    if !out.contains("pod \"t\" deleted") {
-        eprintln!("note: run -it --rm did not end after exit: {out}");
-        node.ok(&["delete", "pod", "-n", NS, "t", "--wait=false"]);
-    }
-    node.wait("pod t gone", Duration::from_secs(120), || {
-        node.kubectl(&["get", "pod", "-n", NS, "t"])
-            .err()
-            .map(|_| ())
-    });
 }

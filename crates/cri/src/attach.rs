@@ -2,11 +2,16 @@
 //! unix socket (`bosun-cri-attach-<id>`) and, besides writing the log,
 //! copies every chunk of the container's stdout/stderr to each connected
 //! client; clients send stdin, which reaches the container when it was
-//! created with `stdin: true`. Frames are `[channel u8][length u32 BE][data]`
-//! with the channel numbers of the Kubernetes channel protocol (0 stdin,
-//! 1 stdout, 2 stderr, 255 stdin EOF).
+//! created with `stdin: true` (its stdin pipe, or its pty master with
+//! `tty: true`), and terminal sizes, set on the pty master. Frames are
+//! `[channel u8][length u32 BE][data]` with the channel numbers of the
+//! Kubernetes channel protocol (0 stdin, 1 stdout, 2 stderr, 4 resize as
+//! rows u16 BE + cols u16 BE, 255 stdin EOF). With `stdin_once` the first
+//! session that wrote stdin closes the pipe when it ends (as containerd,
+//! a pty stays open: there is no half-close of a terminal).
 
 use crate::error::{io, Result};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
@@ -51,11 +56,21 @@ impl Clients {
     }
 }
 
-/// The container's stdin pipe, shared by attach clients.
-pub type Stdin = Arc<Mutex<Option<std::process::ChildStdin>>>;
+/// The container's stdin (pipe or pty master), shared by attach clients.
+pub type Stdin = Arc<Mutex<Option<File>>>;
+
+/// What attach clients reach in a monitor.
+#[derive(Clone, Default)]
+pub struct Endpoint {
+    pub clients: Clients,
+    pub stdin: Stdin,
+    /// The pty master, for resizes (`tty` containers).
+    pub pty: Option<Arc<File>>,
+    pub stdin_once: bool,
+}
 
 /// Serves the attach socket of container `id` in a background thread.
-pub fn serve(id: &str, clients: Clients, stdin: Stdin, stdin_once: bool) -> Result<()> {
+pub fn serve(id: &str, ep: Endpoint) -> Result<()> {
     let name = socket_name(id);
     let addr =
         SocketAddr::from_abstract_name(name.as_bytes()).map_err(io("name attach socket", &name))?;
@@ -63,44 +78,70 @@ pub fn serve(id: &str, clients: Clients, stdin: Stdin, stdin_once: bool) -> Resu
     std::thread::spawn(move || {
         for conn in listener.incoming().flatten() {
             if let Ok(c) = conn.try_clone() {
-                if let Ok(mut list) = clients.0.lock() {
+                if let Ok(mut list) = ep.clients.0.lock() {
                     list.push(c);
                 }
             }
-            let stdin = stdin.clone();
-            std::thread::spawn(move || read_client(conn, stdin, stdin_once));
+            let ep = ep.clone();
+            std::thread::spawn(move || read_client(conn, &ep));
         }
     });
     Ok(())
 }
 
-fn read_client(mut conn: UnixStream, stdin: Stdin, stdin_once: bool) {
-    loop {
-        let mut head = [0u8; 5];
-        if conn.read_exact(&mut head).is_err() {
-            return;
-        }
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        if len > MAX_FRAME {
-            return;
-        }
-        let mut data = vec![0u8; len];
-        if conn.read_exact(&mut data).is_err() {
-            return;
-        }
-        let Ok(mut pipe) = stdin.lock() else {
-            return;
-        };
-        match head[0] {
+/// Takes one client's frames until it goes away; a `stdin_once` pipe is
+/// closed when a session that used stdin ends.
+fn read_client(mut conn: UnixStream, ep: &Endpoint) {
+    let mut used_stdin = false;
+    while let Some((chan, data)) = next_frame(&mut conn) {
+        match chan {
             0 => {
-                if let Some(p) = pipe.as_mut() {
-                    if p.write_all(&data).and_then(|()| p.flush()).is_err() {
-                        *pipe = None;
-                    }
+                used_stdin = true;
+                write_stdin(&ep.stdin, &data);
+            }
+            4 if data.len() == 4 => {
+                if let Some(pty) = &ep.pty {
+                    let rows = u16::from_be_bytes([data[0], data[1]]);
+                    let cols = u16::from_be_bytes([data[2], data[3]]);
+                    runtime::console::set_winsize(pty.as_ref(), rows, cols);
                 }
             }
-            255 if stdin_once => *pipe = None,
+            255 => close_once(ep),
             _ => {}
+        }
+    }
+    if used_stdin {
+        close_once(ep);
+    }
+}
+
+fn close_once(ep: &Endpoint) {
+    if ep.stdin_once && ep.pty.is_none() {
+        if let Ok(mut pipe) = ep.stdin.lock() {
+            *pipe = None;
+        }
+    }
+}
+
+fn next_frame(conn: &mut UnixStream) -> Option<(u8, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    conn.read_exact(&mut head).ok()?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if len > MAX_FRAME {
+        return None;
+    }
+    let mut data = vec![0u8; len];
+    conn.read_exact(&mut data).ok()?;
+    Some((head[0], data))
+}
+
+fn write_stdin(stdin: &Stdin, data: &[u8]) {
+    let Ok(mut pipe) = stdin.lock() else {
+        return;
+    };
+    if let Some(p) = pipe.as_mut() {
+        if p.write_all(data).and_then(|()| p.flush()).is_err() {
+            *pipe = None;
         }
     }
 }

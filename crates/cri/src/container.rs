@@ -35,6 +35,9 @@ pub struct ContainerRecord {
     pub stdin: bool,
     #[serde(default)]
     pub stdin_once: bool,
+    /// The container's stdio is a pty (`tty`).
+    #[serde(default)]
+    pub tty: bool,
 }
 
 impl ContainerRecord {

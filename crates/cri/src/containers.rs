@@ -100,6 +100,7 @@ impl Server {
             cgroups_path,
             stdin: cfg.stdin,
             stdin_once: cfg.stdin_once,
+            tty: cfg.tty,
             mounts: cfg
                 .mounts
                 .iter()
@@ -157,6 +158,9 @@ impl Server {
         }
         if rec.stdin_once {
             argv.push("--stdin-once".into());
+        }
+        if rec.tty {
+            argv.push("--tty".into());
         }
         let (bosun, log) = (self.inner.config.bosun.clone(), dir.join("monitor.log"));
         // fork+exec of this large process blocks: not on the async workers.

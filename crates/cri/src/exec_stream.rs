@@ -134,48 +134,16 @@ async fn recv_fd(conn: tokio::net::UnixStream) -> Result<OwnedFd, String> {
         .into_std()
         .map_err(|e| format!("console socket: {e}"))?;
     tokio::task::spawn_blocking(move || {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-        use std::os::fd::{AsRawFd, FromRawFd};
         conn.set_nonblocking(false)
             .map_err(|e| format!("console socket: {e}"))?;
-        let mut buf = [0u8; 4096];
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-        let msg = recvmsg::<()>(
-            conn.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::empty(),
-        )
-        .map_err(|e| format!("receive the pty master: {e}"))?;
-        for c in msg.cmsgs().map_err(|e| format!("console message: {e}"))? {
-            if let ControlMessageOwned::ScmRights(fds) = c {
-                if let Some(&fd) = fds.first() {
-                    // SAFETY: SCM_RIGHTS just installed `fd` in this process;
-                    // nothing else owns it.
-                    return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-                }
-            }
-        }
-        Err("the runtime sent no pty master".to_string())
+        runtime::console::recv_fd(&conn).map_err(|e| format!("receive the pty master: {e}"))
     })
     .await
     .map_err(|e| format!("console socket task: {e}"))?
 }
 
 fn set_winsize(fd: &OwnedFd, size: TermSize) {
-    use std::os::fd::AsRawFd;
-    let ws = libc::winsize {
-        ws_row: size.height,
-        ws_col: size.width,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads one winsize from the pointer, which points to
-    // a live local; the fd is an open pty master.
-    unsafe {
-        libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws);
-    }
+    runtime::console::set_winsize(fd, size.height, size.width);
 }
 
 /// Connects to `127.0.0.1:<port>` inside the network namespace of `pid`
@@ -216,10 +184,9 @@ pub(crate) async fn attach(ws: Ws, id: &str, dir: &Path, a: v1::AttachRequest) {
             return;
         }
     };
-    let (mut rd, mut wr) = conn.into_split();
+    let (mut rd, wr) = conn.into_split();
     let (out_w, out_r) = tokio::io::duplex(64 * 1024);
     let (err_w, err_r) = tokio::io::duplex(64 * 1024);
-    let (in_w, mut in_r) = tokio::io::duplex(64 * 1024);
     let (want_out, want_err) = (a.stdout, a.stderr);
     let demux = async move {
         let (mut out_w, mut err_w) = (out_w, err_w);
@@ -232,30 +199,12 @@ pub(crate) async fn attach(ws: Ws, id: &str, dir: &Path, a: v1::AttachRequest) {
             let _ = w.write_all(&data).await;
         }
     };
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match in_r.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    let _ = crate::attach::write_frame(&mut wr, channel::CLOSE, &[]).await;
-                    return;
-                }
-                Ok(n) => {
-                    if crate::attach::write_frame(&mut wr, channel::STDIN, &buf[..n])
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-    });
+    let (stdin, resize) = attach_input(wr, a.stdin, a.tty);
     let io = ProcessIo {
-        stdin: a.stdin.then(|| Box::new(in_w) as _),
+        stdin,
         stdout: Some(Box::new(out_r)),
         stderr: Some(Box::new(err_r)),
-        resize: None,
+        resize,
     };
     let dir = dir.to_path_buf();
     let done = async move {
@@ -269,4 +218,51 @@ pub(crate) async fn attach(ws: Ws, id: &str, dir: &Path, a: v1::AttachRequest) {
         Outcome::Exited(0)
     };
     channel::serve(ws, io, done).await;
+}
+
+type Input = (
+    Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+    Option<tokio::sync::mpsc::UnboundedSender<TermSize>>,
+);
+
+/// The session's stdin (when asked for) and resizes (with a tty) as frames
+/// to the monitor; stdin's end becomes a CLOSE frame.
+fn attach_input(mut wr: tokio::net::unix::OwnedWriteHalf, stdin: bool, tty: bool) -> Input {
+    let (in_w, mut in_r) = tokio::io::duplex(64 * 1024);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<TermSize>();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        let (mut input_open, mut sizes_open) = (stdin, tty);
+        loop {
+            let frame = tokio::select! {
+                r = in_r.read(&mut buf), if input_open => match r {
+                    Ok(0) | Err(_) => {
+                        input_open = false;
+                        Some((channel::CLOSE, Vec::new()))
+                    }
+                    Ok(n) => Some((channel::STDIN, buf[..n].to_vec())),
+                },
+                size = rx.recv(), if sizes_open => match size {
+                    Some(s) => {
+                        let mut d = s.height.to_be_bytes().to_vec();
+                        d.extend_from_slice(&s.width.to_be_bytes());
+                        Some((channel::RESIZE, d))
+                    }
+                    None => {
+                        sizes_open = false;
+                        None
+                    }
+                },
+                else => return,
+            };
+            let Some((chan, data)) = frame else { continue };
+            if crate::attach::write_frame(&mut wr, chan, &data)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    (stdin.then(|| Box::new(in_w) as _), tty.then_some(tx))
 }

@@ -14,6 +14,7 @@ mod error;
 mod exec_stream;
 mod images;
 pub mod monitor;
+mod output;
 mod pods;
 mod proc;
 mod runtime;

@@ -1,16 +1,21 @@
 //! The per-container monitor (`bosun cri monitor …`, a re-exec of bosun in
 //! its own session): creates and starts the container through the OCI
-//! runtime CLI, owns its stdout/stderr and writes them to the kubelet's log
-//! path in the CRI log format (`<RFC3339Nano> <stream> <F|P> <line>`), and,
+//! runtime CLI, owns its stdio (pipes, or with `tty` the pty master the
+//! runtime sends to a console socket), writes its output to the kubelet's
+//! log path in the CRI log format (see [`crate::output`]), serves attach
+//! (see [`crate::attach`]), and,
 //! as the init's subreaper, records its exit status in `exit.json`. The
 //! container thus outlives the CRI server. Plain threads, no async runtime.
 
+use crate::attach::Endpoint;
 use crate::error::{io, Error, Result};
+use crate::output::{self, open_file, open_log, Log};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What the monitor needs to run one container.
 #[derive(Debug, Clone)]
@@ -26,6 +31,8 @@ pub struct MonitorArgs {
     pub stdin: bool,
     /// Close it after the first attach session ends its stdin.
     pub stdin_once: bool,
+    /// Give the container a pty (from the runtime's console socket).
+    pub tty: bool,
 }
 
 /// How the container ended.
@@ -37,52 +44,36 @@ pub struct ExitRecord {
     pub message: String,
 }
 
-/// Longest line written as one entry; longer ones are split into `P` parts.
-const MAX_LINE: usize = 16 * 1024;
-
 /// Runs the container to its end; returns once its exit is recorded.
 pub fn run(a: &MonitorArgs) -> Result<()> {
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| Error::Failed(format!("set child subreaper: {e}")))?;
     let log = open_log(&a.log_path)?;
     serve_reopen(&a.id, &a.log_path, log.clone())?;
-    let clients = crate::attach::Clients::default();
-    let stdin: crate::attach::Stdin = Default::default();
+    let mut ep = Endpoint {
+        stdin_once: a.stdin_once,
+        ..Default::default()
+    };
     let pid_file = a.dir.join("pid");
-    let mut create = Command::new(&a.bosun);
-    create
-        .arg("oci")
-        .arg("--root")
-        .arg(&a.oci_root)
-        .arg("--log")
-        .arg(a.dir.join("runtime.log"))
-        .arg("create")
-        .arg("--bundle")
-        .arg(&a.bundle)
-        .arg("--pid-file")
-        .arg(&pid_file)
-        .arg(&a.id)
-        .stdin(if a.stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = create.spawn().map_err(io("spawn", &a.bosun))?;
-    if let Ok(mut s) = stdin.lock() {
-        *s = child.stdin.take();
+    let console = a.tty.then(|| Console::bind(&a.id)).transpose()?;
+    let mut child = create_command(a, &pid_file, console.as_ref())
+        .spawn()
+        .map_err(io("spawn", &a.bosun))?;
+    if let (Ok(mut s), Some(pipe)) = (ep.stdin.lock(), child.stdin.take()) {
+        *s = Some(std::fs::File::from(OwnedFd::from(pipe)));
     }
-    crate::attach::serve(&a.id, clients.clone(), stdin, a.stdin_once)?;
-    let pumps: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| pump(s, "stdout", log.clone(), clients.clone())),
-        child
-            .stderr
-            .take()
-            .map(|s| pump(s, "stderr", log.clone(), clients.clone())),
+    let pipe = |p: Option<std::fs::File>, name| {
+        p.map(|p| output::pump(p, name, false, log.clone(), ep.clients.clone()))
+    };
+    let mut pumps: Vec<_> = [
+        pipe(
+            child.stdout.take().map(|p| OwnedFd::from(p).into()),
+            "stdout",
+        ),
+        pipe(
+            child.stderr.take().map(|p| OwnedFd::from(p).into()),
+            "stderr",
+        ),
     ]
     .into_iter()
     .flatten()
@@ -97,6 +88,27 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
         .trim()
         .parse()
         .map_err(|_| Error::Failed(format!("bad pid in {}", pid_file.display())))?;
+    if let Some(console) = console {
+        let master = match console.accept() {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                kill(pid);
+                return write_exit(&a.dir, 128, "StartError", &e.to_string());
+            }
+        };
+        if let (true, Ok(mut s), Ok(w)) = (a.stdin, ep.stdin.lock(), master.try_clone()) {
+            *s = Some(w);
+        }
+        ep.pty = Some(master.clone());
+        pumps.push(output::pump(
+            PtyReader(master),
+            "stdout",
+            true,
+            log.clone(),
+            ep.clients.clone(),
+        ));
+    }
+    crate::attach::serve(&a.id, ep.clone())?;
     let start = Command::new(&a.bosun)
         .arg("oci")
         .arg("--root")
@@ -105,22 +117,119 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
         .status()
         .map_err(io("spawn", &a.bosun))?;
     if !start.success() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        kill(pid);
     }
     let code = wait_for(pid);
     for p in pumps {
         let _ = p.join();
     }
-    clients.close();
+    ep.clients.close();
     let reason = match code {
         0 => "Completed",
         137 if oom_killed(&a.bundle, &a.id) => "OOMKilled",
         _ => "Error",
     };
     write_exit(&a.dir, code, reason, "")
+}
+
+/// `bosun oci create` for the container: its stdio are the pipes the
+/// monitor keeps, or nothing when the runtime hands over a pty instead.
+fn create_command(a: &MonitorArgs, pid_file: &Path, console: Option<&Console>) -> Command {
+    let mut create = Command::new(&a.bosun);
+    create
+        .arg("oci")
+        .arg("--root")
+        .arg(&a.oci_root)
+        .arg("--log")
+        .arg(a.dir.join("runtime.log"))
+        .arg("create")
+        .arg("--bundle")
+        .arg(&a.bundle)
+        .arg("--pid-file")
+        .arg(pid_file);
+    if let Some(c) = console {
+        create
+            .arg("--console-socket")
+            .arg(&c.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    } else {
+        let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
+        create
+            .stdin(pipe(a.stdin))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+    }
+    create.arg(&a.id);
+    create
+}
+
+fn kill(pid: i32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+/// The console socket the runtime sends the pty master to (a short path
+/// under the temp dir: socket paths are limited to 107 bytes).
+struct Console {
+    path: PathBuf,
+    listener: std::os::unix::net::UnixListener,
+}
+
+impl Console {
+    fn bind(id: &str) -> Result<Self> {
+        let short = &id[..id.len().min(24)];
+        let path = std::env::temp_dir().join(format!(
+            "bosun-cri-console-{short}-{}.sock",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path)
+            .map_err(io("bind console socket", &path))?;
+        Ok(Console { path, listener })
+    }
+
+    /// The master of the pty the runtime made (its connection is queued
+    /// by the time create has succeeded).
+    fn accept(&self) -> Result<std::fs::File> {
+        self.listener
+            .set_nonblocking(true)
+            .map_err(io("configure console socket", &self.path))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let conn = loop {
+            match self.listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if std::time::Instant::now() > deadline {
+                        return Err(io("accept on console socket", &self.path)(e));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(io("accept on console socket", &self.path)(e)),
+            }
+        };
+        let _ = conn.set_nonblocking(false);
+        let fd = runtime::console::recv_fd(&conn).map_err(io("receive pty master", &self.path))?;
+        Ok(std::fs::File::from(fd))
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Reads the shared pty master.
+struct PtyReader(Arc<std::fs::File>);
+
+impl Read for PtyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.0).read(buf)
+    }
 }
 
 /// Reaps children until `pid` is reaped; its exit code (128+signal if killed).
@@ -176,23 +285,6 @@ pub fn read_exit(dir: &Path) -> Option<ExitRecord> {
     serde_json::from_slice(&data).ok()
 }
 
-type Log = Arc<Mutex<std::fs::File>>;
-
-fn open_file(path: &Path) -> Result<std::fs::File> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io("open log", path))
-}
-
-fn open_log(path: &Path) -> Result<Log> {
-    Ok(Arc::new(Mutex::new(open_file(path)?)))
-}
-
 /// The abstract unix socket on which the monitor of container `id` takes
 /// log-reopen requests (abstract: no path-length limit, gone with the process).
 pub fn control_name(id: &str) -> String {
@@ -224,40 +316,4 @@ fn serve_reopen(id: &str, path: &Path, log: Log) -> Result<()> {
         }
     });
     Ok(())
-}
-
-/// Copies one stream into the log, one CRI entry per line.
-fn pump(
-    src: impl Read + Send + 'static,
-    stream: &'static str,
-    log: Log,
-    clients: crate::attach::Clients,
-) -> std::thread::JoinHandle<()> {
-    let chan = if stream == "stdout" { 1 } else { 2 };
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(src);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            let n = match reader
-                .by_ref()
-                .take(MAX_LINE as u64)
-                .read_until(b'\n', &mut buf)
-            {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            clients.send(chan, &buf[..n]);
-            let full = buf[n - 1] == b'\n';
-            let line = if full { &buf[..n - 1] } else { &buf[..n] };
-            let tag = if full { "F" } else { "P" };
-            let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-            let mut entry = format!("{ts} {stream} {tag} ").into_bytes();
-            entry.extend_from_slice(line);
-            entry.push(b'\n');
-            if let Ok(mut f) = log.lock() {
-                let _ = f.write_all(&entry);
-            }
-        }
-    })
 }

@@ -47,6 +47,10 @@ pub fn build(
         env.retain(|e| e.split('=').next() != Some(kv.key.as_str()));
         env.push(format!("{}={}", kv.key, kv.value));
     }
+    // As containerd: a terminal gets TERM unless the pod sets one.
+    if cfg.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
     let caps = capabilities(&sec);
     let uid = sec.run_as_user.as_ref().map_or(0, |u| u.value);
     let gid = sec.run_as_group.as_ref().map_or(0, |g| g.value);
@@ -57,7 +61,7 @@ pub fn build(
     let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": false,
+            "terminal": cfg.tty,
             "user": {"uid": uid, "gid": gid, "additionalGids": sec.supplemental_groups},
             "args": argv(cfg, img)?,
             "env": env,

@@ -1,37 +1,12 @@
 //! The few kernel calls the engine makes that nix offers no safe wrapper
-//! for: receiving a descriptor over SCM_RIGHTS (the pty master the runtime
-//! sends to the console socket) and reading/setting a terminal's size.
+//! for: reading a terminal's size (receiving the pty master and setting its
+//! size are the runtime crate's, re-exported here).
 
 #![allow(unsafe_code)]
 
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 
-/// Receives one descriptor sent with SCM_RIGHTS on `socket`.
-pub fn recv_fd(socket: &impl AsRawFd) -> std::io::Result<OwnedFd> {
-    let mut buf = [0u8; 4096];
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )?;
-    for cmsg in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg {
-            if let Some(&fd) = fds.first() {
-                // SAFETY: the kernel just installed `fd` in our table for this
-                // message; nothing else owns it.
-                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Err(std::io::Error::other(
-        "no descriptor in the console message",
-    ))
-}
+pub use runtime::console::{recv_fd, set_winsize};
 
 /// The size of the terminal on `fd` as (rows, cols), if it is one.
 pub fn winsize(fd: &impl AsRawFd) -> Option<(u16, u16)> {
@@ -44,18 +19,6 @@ pub fn winsize(fd: &impl AsRawFd) -> Option<(u16, u16)> {
     // SAFETY: TIOCGWINSZ writes one winsize into the struct we own.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
     (rc == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
-}
-
-/// Sets the size of the terminal on `fd`.
-pub fn set_winsize(fd: &impl AsRawFd, rows: u16, cols: u16) {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads one winsize from our stack.
-    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
 }
 
 /// Sets SIGPIPE to its default action (`true`) or ignores it. Rust ignores

@@ -2,15 +2,17 @@
 //! opens a pty from its own devpts, sends the master to the socket with
 //! SCM_RIGHTS (payload: the master's name), and makes the slave its
 //! controlling terminal and stdio. Without a terminal, stdio passes through.
+//! The receiving side (the engine's and the CRI's monitors, exec sessions)
+//! uses [`recv_fd`] and [`set_winsize`] on the master it gets.
 
 use crate::error::{sys_err, Error, Result};
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use oci_spec::runtime::Process;
-use std::io::IoSlice;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 /// Gives the process a pty (if `terminal`) or leaves stdio alone.
@@ -87,4 +89,42 @@ fn make_controlling(slave: &OwnedFd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Receives one descriptor sent with SCM_RIGHTS on `socket` (the pty master
+/// a runtime sends to the console socket), close-on-exec.
+pub fn recv_fd(socket: &impl AsRawFd) -> std::io::Result<OwnedFd> {
+    let mut buf = [0u8; 4096];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just installed `fd` in our table for this
+                // message; nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Err(std::io::Error::other(
+        "no descriptor in the console message",
+    ))
+}
+
+/// Sets the size of the terminal on `fd` (a pty master or slave).
+pub fn set_winsize(fd: &impl AsRawFd, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from our stack.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
 }

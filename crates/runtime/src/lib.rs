@@ -64,7 +64,7 @@ pub mod state;
 
 mod cg;
 mod cgmount;
-mod console;
+pub mod console;
 mod exe;
 mod exec;
 mod features;

@@ -52,6 +52,9 @@ pub enum CriCommand {
         stdin: bool,
         #[arg(long)]
         stdin_once: bool,
+        /// Give the container a pty (received on a console socket).
+        #[arg(long)]
+        tty: bool,
     },
 }
 
@@ -66,6 +69,7 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
             dir,
             stdin,
             stdin_once,
+            tty,
         }) => {
             let bosun = std::env::current_exe().context("find the bosun binary")?;
             let a = cri::monitor::MonitorArgs {
@@ -77,6 +81,7 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 dir,
                 stdin,
                 stdin_once,
+                tty,
             };
             cri::monitor::run(&a).context("container monitor")?;
             return Ok(ExitCode::SUCCESS);

@@ -188,6 +188,34 @@ impl Node {
         }
     }
 
+    /// Runs kubectl ARGS on a pty through the steps of
+    /// streaming_support/pty_drive.py; its transcript (None: no python3).
+    pub fn on_pty(&self, steps: &[&str], args: &[&str]) -> Option<String> {
+        if crate::apiserver_support::which("python3").is_none() {
+            eprintln!("pty part skipped: python3 is not installed");
+            return None;
+        }
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/streaming_support/pty_drive.py"
+        );
+        let kubeconfig = self.server.kubeconfig.display().to_string();
+        let mut cmd = Command::new("python3");
+        cmd.arg(script)
+            .args(steps)
+            .args(["--", "kubectl", "--kubeconfig", &kubeconfig])
+            .args(args);
+        let out = output_within(cmd, Duration::from_secs(300));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} on a pty: {text}\n{}\nserver log tail:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+        Some(text)
+    }
+
     /// Applies a manifest given as text.
     pub fn apply(&self, yaml: &str) {
         let n = rand_u32();

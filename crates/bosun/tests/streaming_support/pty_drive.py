@@ -3,7 +3,8 @@
 # Steps, in order: send:TEXT (\n becomes Enter), expect:REGEX (waits up to
 # 90 s for the regex in the output seen since the last expect),
 # resize:ROWSxCOLS (sets the terminal size and signals the command, as a
-# terminal emulator does). Prints everything the command wrote, then
+# terminal emulator does), kill: (sends SIGTERM to the command: a client
+# that goes away). Prints everything the command wrote, then
 # "EXIT <code>"; exits 99 when an expect times out.
 import fcntl, os, pty, re, select, signal, struct, sys, termios, time
 
@@ -46,6 +47,8 @@ for step in steps:
         rows, cols = (int(x) for x in arg.split("x"))
         set_size(fd, rows, cols)
         os.kill(pid, signal.SIGWINCH)
+    elif kind == "kill":
+        os.kill(pid, signal.SIGTERM)
     elif kind == "expect":
         deadline = time.time() + 90
         while True:
