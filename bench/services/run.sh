@@ -107,17 +107,28 @@ YAML
 k create -f "$work/web.yaml" >/dev/null
 vip=$(k -n bench get svc web -o jsonpath='{.spec.clusterIP}')
 until ip netns exec "$client" busybox timeout 5 busybox wget -q -O - "http://$vip/" >/dev/null 2>&1; do sleep 0.2; done
-rps() { ip netns exec "$client" wrk -t2 -c16 -d8s "$1" | awk '/Requests\/sec/{print $2}'; }
-direct=$(rps http://10.42.0.10/)
-via=$(rps "http://$vip/")
-direct2=$(rps http://10.42.0.10/)
+# Same client, backend, wrk threads and connections for both; a warm-up of
+# each, then ROUNDS interleaved rounds (direct+ClusterIP, ClusterIP+direct, ...) so
+# load from other processes hits both alike; medians reported.
+ROUNDS=${ROUNDS:-5}
+rps() { ip netns exec "$client" wrk -t2 -c16 -d"$2" "$1" | awk '/Requests\/sec/{print $2}'; }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+rps http://10.42.0.10/ 2s >/dev/null; rps "http://$vip/" 2s >/dev/null
+directs=() vias=() ratios=()
+for r in $(seq "$ROUNDS"); do
+  # ABBA order, so a load trend favours neither side.
+  if [ $((r % 2)) = 1 ]; then d=$(rps http://10.42.0.10/ 4s); v=$(rps "http://$vip/" 4s)
+  else v=$(rps "http://$vip/" 4s); d=$(rps http://10.42.0.10/ 4s); fi
+  directs+=("$d") vias+=("$v") ratios+=("$(awk "BEGIN{printf \"%.3f\", $v/$d}")")
+done
+direct=$(median "${directs[@]}") via=$(median "${vias[@]}")
 echo "## bench/services ($(date -u +%F), $(nproc) cores)"
 echo
 echo "| measure | value | loadavg |"
 echo "|---|---|---|"
-echo "| wrk to pod IP, req/s (before / after) | $direct / $direct2 | $(load) |"
-echo "| wrk to ClusterIP, req/s | $via | $(load) |"
-echo "| ClusterIP / direct | $(awk "BEGIN{printf \"%.2f\", $via/(($direct+$direct2)/2)}") | |"
+echo "| wrk -t2 -c16 to the pod IP (peer: no proxy), req/s, median of $ROUNDS x 4 s (all: ${directs[*]}) | $direct | $(load) |"
+echo "| wrk -t2 -c16 to the ClusterIP, same client and backend, interleaved (all: ${vias[*]}) | $via | $(load) |"
+echo "| ClusterIP / direct: ratio of medians (per-round ratios: ${ratios[*]}) | $(awk "BEGIN{printf \"%.2f\", $via/$direct}") (median per-round $(median "${ratios[@]}")) | |"
 
 # 2. DNS (before the big table, so the numbers are the server's alone).
 sel=endpointslice.kubernetes.io/managed-by=bosun-dns
@@ -150,8 +161,13 @@ for s in range(n):
           f"metadata: {{name: svc-{s}-1, namespace: bench, labels: {{kubernetes.io/service-name: svc-{s}}}}}\n"
           f"addressType: IPv4\nports: [{{name: http, port: 80, protocol: TCP}}]\nendpoints: [{eps}]")
 PY
+# Four kubectl processes in parallel (one is API-bound on its own
+# sequential round trips).
+awk -v dir="$work" 'BEGIN{n=0} /^---$/{n++} {print > (dir "/many." (int((n-1)/2) % 4) ".yaml")}' "$work/many.yaml"
 t0=$(now)
-k create -f "$work/many.yaml" >/dev/null
+kc=()
+for f in "$work"/many.[0-3].yaml; do k create -f "$f" >/dev/null & kc+=($!); done
+for p in "${kc[@]}"; do wait "$p"; done
 until [ "$(in_node nft list map ip bosun service-ips | grep -c 'goto svc-bench/svc-')" -ge "$SERVICES" ]; do sleep 0.5; done
 t1=$(now)
 chains=$(in_node nft list table ip bosun | grep -c '^\s*chain ')
@@ -173,14 +189,18 @@ YAML
   b=$(now)
   # Wait for the proxy's next sync (its log line is written right after
   # the transaction committed) that put the new endpoint in the kernel.
-  seen=$before deadline=$(( $(date +%s) + 60 ))
+  # The chain is read into a variable (no `| grep -q`: with pipefail, nft
+  # killed by SIGPIPE would read as "not there"), after every new sync line
+  # and at least once a second.
+  seen=$before deadline=$(( $(date +%s) + 60 )) checked=$(date +%s)
   while :; do
-    until [ "$(synced "$work/server.log" | wc -l)" -gt "$seen" ]; do
-      [ "$(date +%s)" -lt "$deadline" ] || { echo "rule for $ip never synced" >&2; cp "$work/server.log" /tmp/bosun-bench-services-server.log; exit 1; }
+    until [ "$(synced "$work/server.log" | wc -l)" -gt "$seen" ] || [ "$(date +%s)" -gt "$checked" ]; do
       sleep 0.005
     done
-    seen=$(synced "$work/server.log" | wc -l)
-    in_node nft list chain ip bosun "svc-bench/svc-$s/tcp/http" | grep -q "$ip" && break
+    seen=$(synced "$work/server.log" | wc -l) checked=$(date +%s)
+    chain=$(in_node nft list chain ip bosun "svc-bench/svc-$s/tcp/http" 2>&1 || true)
+    [[ $chain == *"$ip "* ]] && break
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "rule for $ip never synced" >&2; cp "$work/server.log" /tmp/bosun-bench-services-server.log; exit 1; }
   done
   line=$(synced "$work/server.log" | tail -n +$((before + 1)) | tail -1)
   c=$(date -d "$(echo "$line" | awk '{print $1}')" +%s.%N)

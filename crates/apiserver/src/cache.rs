@@ -98,8 +98,11 @@ pub struct Cache {
     rv: watch::Sender<Revision>,
 }
 
-/// Events to replay, then a receiver of later ones.
-pub type WatchFeed = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+/// Events to replay, a receiver of later ones, and a revision such that
+/// every event of the resource at or below it is in the replay (or before
+/// the watch's start): the only safe resourceVersion for a bookmark before
+/// any live event is sent.
+pub type WatchFeed = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>, Revision);
 
 /// Why a watch could not start.
 #[derive(Debug)]
@@ -231,7 +234,9 @@ impl Cache {
                 .cloned()
                 .collect(),
         };
-        Ok((replay, shard.tx.subscribe()))
+        // `rv` advances only after an event is in its shard, so read under
+        // the shard's lock it never runs ahead of this snapshot.
+        Ok((replay, shard.tx.subscribe(), self.revision()))
     }
 
     fn apply(&self, ev: store::WatchEvent) {

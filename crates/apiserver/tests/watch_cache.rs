@@ -43,8 +43,10 @@ async fn cache_follows_the_store_and_refuses_expired_versions() {
         first.mod_revision.to_string()
     );
 
-    let (replay, _rx) = cache.watch(idx, None).map_err(|_| "watch").unwrap();
+    let (replay, _rx, start) = cache.watch(idx, None).map_err(|_| "watch").unwrap();
     assert_eq!(replay.len(), 1);
+    // A bookmark at the start revision promises nothing newer is missing.
+    assert!(start >= first.mod_revision && start <= cache.revision());
     assert_eq!(replay[0].ty, EventType::Added);
 
     let mut rev = first.mod_revision;
@@ -60,7 +62,7 @@ async fn cache_follows_the_store_and_refuses_expired_versions() {
         cache.watch(idx, Some(first.mod_revision)),
         Err(WatchStart::TooOld(_))
     ));
-    let (replay, mut rx) = cache
+    let (replay, mut rx, _) = cache
         .watch(idx, Some(rev - 2))
         .map_err(|_| "watch")
         .unwrap();

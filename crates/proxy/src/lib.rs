@@ -42,6 +42,10 @@ pub struct ProxyConfig {
     /// changes (repairs rules changed behind the proxy's back; resets
     /// sessionAffinity state).
     pub resync: Duration,
+    /// `timeoutSeconds` of the Service and EndpointSlice watches (None: the
+    /// client's default, 290 s). Each watch ends after it and resumes from
+    /// the last resourceVersion seen; tests shorten it to exercise resumes.
+    pub watch_timeout: Option<u32>,
 }
 
 impl ProxyConfig {
@@ -55,6 +59,7 @@ impl ProxyConfig {
             batch: Duration::from_millis(10),
             min_interval: Duration::from_millis(20),
             resync: Duration::from_secs(3600),
+            watch_timeout: None,
         }
     }
 }

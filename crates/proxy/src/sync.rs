@@ -101,8 +101,8 @@ pub async fn run_with(
     let wake = Arc::new(Notify::new());
     let dirty = Arc::new(Mutex::new(Dirty::default()));
     let c = Caches {
-        services: cache::<Service>(&client, dirty.clone(), wake.clone()),
-        slices: cache::<EndpointSlice>(&client, dirty.clone(), wake.clone()),
+        services: cache::<Service>(&client, &cfg, dirty.clone(), wake.clone()),
+        slices: cache::<EndpointSlice>(&client, &cfg, dirty.clone(), wake.clone()),
         dirty,
         wake,
     };
@@ -240,7 +240,12 @@ async fn apply(
 }
 
 /// A reflector over every `K` that marks what changed and wakes the sync loop.
-fn cache<K>(client: &Client, dirty: Arc<Mutex<Dirty>>, wake: Arc<Notify>) -> Store<K>
+fn cache<K>(
+    client: &Client,
+    cfg: &ProxyConfig,
+    dirty: Arc<Mutex<Dirty>>,
+    wake: Arc<Notify>,
+) -> Store<K>
 where
     K: Resource<DynamicType = ()>
         + Owner
@@ -252,11 +257,12 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff();
+    let wc = watcher::Config {
+        timeout: cfg.watch_timeout,
+        ..watcher::Config::default()
+    };
+    let stream = reflector::reflector(writer, watcher::watcher(Api::<K>::all(client.clone()), wc))
+        .default_backoff();
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(ev) = stream.next().await {
@@ -266,7 +272,9 @@ where
                         d.mark(&ev);
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, "service proxy watch error"),
+                // Recovered by the watcher itself (resume or relist after a
+                // backoff); warn so a slow convergence can be traced.
+                Err(e) => tracing::warn!(error = %e, "service proxy watch error; retrying"),
             }
             wake.notify_one();
         }

@@ -123,8 +123,7 @@ impl Api {
                 ));
                 let _ = tx.try_send(line("ERROR", &e.to_status()));
             }
-            Ok((replay, live)) => {
-                let start_rv = self.cache.revision();
+            Ok((replay, live, start_rv)) => {
                 let metrics = self.metrics.clone();
                 metrics.watch_started();
                 tokio::spawn(async move {

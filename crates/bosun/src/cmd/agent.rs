@@ -122,6 +122,7 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
                 _ => None,
             },
             cluster_cidr: args.cluster_cidr.clone(),
+            control_plane: false,
         };
         let services = super::services::start(&args.services, &facts, client.clone()).await?;
         let agent = run_agent(root, &args.node, client, ca, false);

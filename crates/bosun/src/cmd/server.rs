@@ -180,6 +180,7 @@ async fn serve(root: &std::path::Path, args: Args) -> anyhow::Result<ExitCode> {
             _ => None,
         },
         cluster_cidr: args.cluster_cidr.clone(),
+        control_plane: true,
     };
     let client = controllers::client::from_kubeconfig(&running.kubeconfig, None)
         .await

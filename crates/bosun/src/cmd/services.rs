@@ -26,6 +26,10 @@ pub struct ServicesArgs {
     /// Remove the service proxy's nftables table when the server stops.
     #[arg(long, env = "BOSUN_PROXY_CLEANUP")]
     pub proxy_cleanup: bool,
+    /// Seconds after which the proxy's watches end and resume from the last
+    /// resourceVersion (default: the client's 290). For tests.
+    #[arg(long, env = "BOSUN_PROXY_WATCH_TIMEOUT", hide = true)]
+    pub proxy_watch_timeout: Option<u32>,
 }
 
 /// What the proxy and DNS need to know of this node and cluster; from
@@ -39,6 +43,9 @@ pub struct NodeFacts {
     pub node_ip: Option<Ipv4Addr>,
     /// Pod network: ClusterIP traffic from outside it is masqueraded.
     pub cluster_cidr: String,
+    /// `bosun server`: its DNS also marks other nodes' DNS endpoints not
+    /// ready while their Node is not Ready.
+    pub control_plane: bool,
 }
 
 /// Tasks to stop at shutdown.
@@ -62,7 +69,8 @@ pub async fn start(
     }
     let node_name = node.node_name.clone().unwrap_or_else(hostname);
     if !args.disable_kube_proxy {
-        let cfg = proxy::ProxyConfig::new(node_name.clone(), Some(node.cluster_cidr.clone()));
+        let mut cfg = proxy::ProxyConfig::new(node_name.clone(), Some(node.cluster_cidr.clone()));
+        cfg.watch_timeout = args.proxy_watch_timeout;
         let client = client.clone();
         running.proxy = Some(tokio::spawn(async move {
             if let Err(e) = proxy::run(client, cfg).await {
@@ -85,6 +93,8 @@ pub async fn start(
                 address: ip,
                 port: args.cluster_dns_port,
                 node_name,
+                others: node.control_plane,
+                every: std::time::Duration::from_secs(10),
             }),
         };
         tokio::spawn(async move {
