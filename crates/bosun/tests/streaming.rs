@@ -1,7 +1,8 @@
 //! Streaming end to end. (1) CRI Exec: the URL CRI returns is driven with a
 //! real WebSocket client (v5.channel.k8s.io) against a busybox container:
 //! stdout/stderr apart, the exit code on the status channel, and a tty exec
-//! whose resize reaches the process. (2) Real kubectl against `bosun
+//! whose resize reaches the process; CRI Attach to a `tty: true` container
+//! (its stdin, a resize, the end of the stream at its exit). (2) Real kubectl against `bosun
 //! server` (scheduler and controllers off), a pod made through CRI with the
 //! standard labels, a Node naming the in-process kubelet server: logs
 //! (--tail, --timestamps, -f), exec exit codes, `exec -it` through a pty,
@@ -53,6 +54,55 @@ async fn ws_exec(
     };
     tokio::time::timeout(Duration::from_secs(120), read).await?;
     Ok((out, err, status))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cri_attach_to_a_tty_container_relays_input_resize_and_exit() -> anyhow::Result<()> {
+    if !testkit::is_root() || !have_cni() {
+        eprintln!("skipped: needs root and the standard CNI plugins");
+        return Ok(());
+    }
+    let mut h = Harness::new()?;
+    h.config.bosun = env!("CARGO_BIN_EXE_bosun").into();
+    h.start().await?;
+    let mut rt = h.runtime().await?;
+    let (_sandbox, id) = run_pod_with(&mut rt, &h, "tty", "exec sh", |c| {
+        c.stdin = true;
+        c.tty = true;
+    })
+    .await?;
+    let url = rt
+        .attach(v1::AttachRequest {
+            container_id: id.clone(),
+            stdin: true,
+            tty: true,
+            stdout: true,
+            stderr: false,
+        })
+        .await?
+        .into_inner()
+        .url;
+    let input = [
+        b"\x04{\"Width\":101,\"Height\":37}".to_vec(),
+        b"\x00tty; stty size; exit 5\n".to_vec(),
+    ];
+    // The stream ends when the shell exits, with its code.
+    let (out, _, status) = ws_exec(&url, &input).await?;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("/dev/pts/"), "not a pty: {text}");
+    assert!(text.contains("37 101"), "resize lost: {text}");
+    assert_eq!(status["details"]["causes"][0]["message"], "5", "{status}");
+    let st = rt
+        .container_status(v1::ContainerStatusRequest {
+            container_id: id,
+            verbose: false,
+        })
+        .await?
+        .into_inner()
+        .status
+        .unwrap_or_default();
+    assert_eq!(st.exit_code, 5, "{st:?}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -85,7 +85,7 @@ fn running(p: &Value) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_logs_rotation_run_and_attach_on_a_real_node() {
+async fn kubectl_logs_rotation_and_exec_on_a_real_node() {
     if !kubelet_support::can_run() {
         return;
     }

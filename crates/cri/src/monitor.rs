@@ -123,13 +123,15 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
     for p in pumps {
         let _ = p.join();
     }
-    ep.clients.close();
     let reason = match code {
         0 => "Completed",
         137 if oom_killed(&a.bundle, &a.id) => "OOMKilled",
         _ => "Error",
     };
-    write_exit(&a.dir, code, reason, "")
+    // Recorded before attach sessions end, so they report this code.
+    let recorded = write_exit(&a.dir, code, reason, "");
+    ep.clients.close();
+    recorded
 }
 
 /// `bosun oci create` for the container: its stdio are the pipes the

@@ -49,6 +49,17 @@ pub async fn run_pod(
     script: &str,
     stdin: bool,
 ) -> anyhow::Result<(String, String)> {
+    run_pod_with(rt, h, pod, script, |c| c.stdin = stdin).await
+}
+
+/// [`run_pod`] with the container config changed by `edit` (tty, stdin_once).
+pub async fn run_pod_with(
+    rt: &mut Client,
+    h: &Harness,
+    pod: &str,
+    script: &str,
+    edit: impl FnOnce(&mut v1::ContainerConfig),
+) -> anyhow::Result<(String, String)> {
     let config = sandbox_config(h, pod);
     let sandbox = rt
         .run_pod_sandbox(v1::RunPodSandboxRequest {
@@ -72,9 +83,10 @@ pub async fn run_pod(
         command: vec!["sh".into(), "-c".into(), script.into()],
         log_path: format!("{CONTAINER}/0.log"),
         labels,
-        stdin,
         ..Default::default()
     };
+    let mut cfg = cfg;
+    edit(&mut cfg);
     let id = rt
         .create_container(v1::CreateContainerRequest {
             pod_sandbox_id: sandbox.clone(),
