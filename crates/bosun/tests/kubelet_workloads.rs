@@ -4,15 +4,18 @@
 //! CronJob's Job completes, a DaemonSet pod runs on the node (the shared
 //! localhost and IPC of a multi-container pod are in
 //! `kubelet::kubelet_limits_oom_and_shared_namespaces`); then `kubectl delete
-//! ns` leaves nothing on the host (acceptance 6). Also: the node's pressure
+//! ns` leaves nothing on the host (acceptance 6). `kubectl logs job/x` prints
+//! the output of a Job whose pod already ran to completion (three Jobs in a
+//! row, each checked once its finished pod's sandbox was stopped). Also: the node's pressure
 //! conditions are reported with upstream's reasons.
 
 mod apiserver_support;
 mod kubelet_support;
 
+use cri::proto as v1;
 use kubelet_support::{is_ready, Node};
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const NS: &str = "bosun-test-workloads";
 
@@ -156,6 +159,8 @@ async fn kubelet_job_cronjob_and_daemonset_run_on_the_node() {
         (Some(0), Some("Completed"))
     );
 
+    logs_of_completed_jobs(&node).await;
+
     // The DaemonSet's pod runs and is Ready on the node.
     let ds = node.wait_pods(NS, 1, |p| {
         p["metadata"]["labels"]["app"] == "everywhere" && is_ready(p)
@@ -204,4 +209,75 @@ async fn kubelet_job_cronjob_and_daemonset_run_on_the_node() {
     node.delete_ns(NS);
     let left = node.leftovers().await;
     assert!(left.is_empty(), "left on the host: {left:#?}");
+}
+
+/// `kubectl logs job/x` after the Job's pod ran to completion: the kubelet
+/// stops a finished pod's sandbox but keeps its exited container and log
+/// until the pod is deleted. Three Jobs in a row, each read once the
+/// kubelet's finishing step (which used to remove the container) has run.
+async fn logs_of_completed_jobs(node: &Node) {
+    let mut rt = node.cri().await;
+    for i in 0..3 {
+        let name = format!("echo-{i}");
+        node.apply(&format!(
+            r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: c
+        image: busybox:latest
+        imagePullPolicy: IfNotPresent
+        command: ["echo", "done-{i}"]
+"#
+        ));
+        let pod = node.wait(
+            &format!("the pod of job {name} Succeeded"),
+            Duration::from_secs(240),
+            || {
+                node.pods(NS).into_iter().find(|p| {
+                    p["metadata"]["labels"]["job-name"] == name.as_str()
+                        && p["status"]["phase"] == "Succeeded"
+                })
+            },
+        );
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+        sandbox_stopped(&mut rt, uid).await;
+        let out = node
+            .kubectl(&["logs", "-n", NS, &format!("job/{name}")])
+            .unwrap_or_else(|e| panic!("kubectl logs job/{name} after completion: {e}"));
+        assert_eq!(out, format!("done-{i}\n"), "kubectl logs job/{name}");
+    }
+}
+
+/// Waits until the pod's sandboxes all exist and are NotReady (stopped).
+async fn sandbox_stopped(rt: &mut kubelet_support::Runtime, uid: &str) {
+    let start = Instant::now();
+    loop {
+        let filter = v1::PodSandboxFilter {
+            label_selector: [("io.kubernetes.pod.uid".to_string(), uid.to_string())].into(),
+            ..Default::default()
+        };
+        let items = rt
+            .list_pod_sandbox(v1::ListPodSandboxRequest {
+                filter: Some(filter),
+            })
+            .await
+            .map(|r| r.into_inner().items)
+            .unwrap_or_default();
+        let ready = v1::PodSandboxState::SandboxReady as i32;
+        if !items.is_empty() && items.iter().all(|s| s.state != ready) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "sandbox of pod {uid} not stopped: {items:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -45,7 +45,7 @@ spec:
       - name: job
         image: busybox:latest
         imagePullPolicy: IfNotPresent
-        command: ["sh", "-c", "echo job-done; exec sleep 60"]
+        command: ["sh", "-c", "echo job-done"]
 ---
 apiVersion: v1
 kind: Pod

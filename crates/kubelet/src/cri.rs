@@ -204,14 +204,23 @@ impl Cri {
         Ok(())
     }
 
+    /// StopPodSandbox: netns, veth and pause process go; the exited
+    /// containers (and their logs) stay until the sandbox is removed.
+    pub async fn stop_sandbox(&self, id: &str) -> Result<()> {
+        self.rt
+            .clone()
+            .stop_pod_sandbox(v1::StopPodSandboxRequest {
+                pod_sandbox_id: id.into(),
+            })
+            .await
+            .map_err(cri("StopPodSandbox"))?;
+        Ok(())
+    }
+
     /// StopPodSandbox then RemovePodSandbox (netns, veth, pause process, containers).
     pub async fn remove_sandbox(&self, id: &str) -> Result<()> {
+        self.stop_sandbox(id).await?;
         let mut rt = self.rt.clone();
-        rt.stop_pod_sandbox(v1::StopPodSandboxRequest {
-            pod_sandbox_id: id.into(),
-        })
-        .await
-        .map_err(cri("StopPodSandbox"))?;
         rt.remove_pod_sandbox(v1::RemovePodSandboxRequest {
             pod_sandbox_id: id.into(),
         })

@@ -278,10 +278,13 @@ impl Worker {
         self.terminated = true;
     }
 
-    /// A terminal phase: the sandbox goes, the status stays.
+    /// A terminal phase: the sandbox stops (network, pause process, cgroup,
+    /// volumes and devices are released) but stays with its exited
+    /// containers, so `kubectl logs` of a completed pod (a Job's) still
+    /// reads them; deletion removes them. The status stays.
     pub(super) async fn finish(&mut self) {
         self.kill_all(self.grace()).await;
-        self.remove_sandboxes().await;
+        self.drop_sandboxes(false).await;
         self.finished = true;
     }
 
@@ -317,11 +320,22 @@ impl Worker {
 
     /// StopPodSandbox + RemovePodSandbox for every sandbox of the pod, then its cgroup.
     async fn remove_sandboxes(&mut self) {
+        self.drop_sandboxes(true).await;
+    }
+
+    /// Stops (and with `remove`, removes) every sandbox of the pod, then
+    /// releases its cgroup, volumes and devices.
+    async fn drop_sandboxes(&mut self, remove: bool) {
         match self.ctx.cri.sandboxes(&[(LABEL_POD_UID, &self.uid)]).await {
             Ok(all) => {
                 for sb in all {
-                    if let Err(e) = self.ctx.cri.remove_sandbox(&sb.id).await {
-                        tracing::warn!(sandbox = %sb.id, error = %e, "removing sandbox");
+                    let r = if remove {
+                        self.ctx.cri.remove_sandbox(&sb.id).await
+                    } else {
+                        self.ctx.cri.stop_sandbox(&sb.id).await
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!(sandbox = %sb.id, error = %e, remove, "dropping sandbox");
                     }
                 }
             }

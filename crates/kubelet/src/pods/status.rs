@@ -37,6 +37,14 @@ pub fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The pod object already carries a terminal phase (Succeeded or Failed).
+pub fn terminal(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|p| matches!(p, "Succeeded" | "Failed"))
+}
+
 /// RFC 3339 time of CRI nanoseconds (empty for 0).
 pub fn time_of(nanos: i64) -> Option<String> {
     (nanos > 0).then(|| {

@@ -139,6 +139,12 @@ impl Worker {
         if self.finished {
             return Duration::from_secs(3600);
         }
+        if status::terminal(&self.pod) {
+            // Terminal before this worker started (a kubelet restart): never
+            // rerun it, only make sure its sandbox is stopped.
+            self.finish().await;
+            return Duration::from_secs(3600);
+        }
         if let Err(e) = self.sync().await {
             tracing::warn!(pod = %self.name(), error = %e, "pod sync");
         }
