@@ -1,6 +1,7 @@
 //! The per-container monitor (`bosun cri monitor …`, a re-exec of bosun in
-//! its own session): creates and starts the container through the OCI
-//! runtime CLI, owns its stdout/stderr and writes them to the kubelet's log
+//! its own session): creates and starts the container with the OCI runtime
+//! in-process (one exec of bosun per container start, not three), owns its
+//! stdout/stderr and writes them to the kubelet's log
 //! path in the CRI log format (`<RFC3339Nano> <stream> <F|P> <line>`), and,
 //! as the init's subreaper, records its exit status in `exit.json`. The
 //! container thus outlives the CRI server. Plain threads, no async runtime.
@@ -9,7 +10,6 @@ use crate::error::{io, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 /// What the monitor needs to run one container.
@@ -42,69 +42,32 @@ const MAX_LINE: usize = 16 * 1024;
 
 /// Runs the container to its end; returns once its exit is recorded.
 pub fn run(a: &MonitorArgs) -> Result<()> {
+    // Its own session, away from the server's (which spawned it without a
+    // pre-exec step so that it could use posix_spawn).
+    let _ = nix::unistd::setsid();
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| Error::Failed(format!("set child subreaper: {e}")))?;
     let log = open_log(&a.log_path)?;
+    // Created here, in this process (no `bosun oci create` exec), while it
+    // has no other thread: the runtime forks the init.
+    let created = match create(a) {
+        Ok(c) => c,
+        Err(msg) => return write_exit(&a.dir, 128, "StartError", msg.trim()),
+    };
     serve_reopen(&a.id, &a.log_path, log.clone())?;
     let clients = crate::attach::Clients::default();
     let stdin: crate::attach::Stdin = Default::default();
-    let pid_file = a.dir.join("pid");
-    let mut create = Command::new(&a.bosun);
-    create
-        .arg("oci")
-        .arg("--root")
-        .arg(&a.oci_root)
-        .arg("--log")
-        .arg(a.dir.join("runtime.log"))
-        .arg("create")
-        .arg("--bundle")
-        .arg(&a.bundle)
-        .arg("--pid-file")
-        .arg(&pid_file)
-        .arg(&a.id)
-        .stdin(if a.stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = create.spawn().map_err(io("spawn", &a.bosun))?;
     if let Ok(mut s) = stdin.lock() {
-        *s = child.stdin.take();
+        *s = created.stdin;
     }
     crate::attach::serve(&a.id, clients.clone(), stdin, a.stdin_once)?;
-    let pumps: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| pump(s, "stdout", log.clone(), clients.clone())),
-        child
-            .stderr
-            .take()
-            .map(|s| pump(s, "stderr", log.clone(), clients.clone())),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let status = child.wait().map_err(io("wait for", &a.bosun))?;
-    if !status.success() {
-        let msg = std::fs::read_to_string(a.dir.join("runtime.log")).unwrap_or_default();
-        return write_exit(&a.dir, 128, "StartError", msg.trim());
-    }
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .map_err(io("read", &pid_file))?
-        .trim()
-        .parse()
-        .map_err(|_| Error::Failed(format!("bad pid in {}", pid_file.display())))?;
-    let start = Command::new(&a.bosun)
-        .arg("oci")
-        .arg("--root")
-        .arg(&a.oci_root)
-        .args(["start", &a.id])
-        .status()
-        .map_err(io("spawn", &a.bosun))?;
-    if !start.success() {
+    let pumps = [
+        pump(created.stdout, "stdout", log.clone(), clients.clone()),
+        pump(created.stderr, "stderr", log.clone(), clients.clone()),
+    ];
+    let pid = created.pid;
+    if let Err(e) = runtime::Runtime::new(&a.oci_root).start(&a.id) {
+        tracing::warn!(id = %a.id, error = %e, "start container");
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
@@ -121,6 +84,84 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
         _ => "Error",
     };
     write_exit(&a.dir, code, reason, "")
+}
+
+/// A created container: its init's pid and our ends of its stdio.
+struct Created {
+    pid: i32,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::PipeReader,
+    stderr: std::io::PipeReader,
+}
+
+/// OCI create with the container's stdio on fresh pipes: they stand in for
+/// this process's own stdio while the runtime forks the init (which
+/// inherits descriptors 0-2), then ours come back. The error is the
+/// message a StartError shows.
+fn create(a: &MonitorArgs) -> std::result::Result<Created, String> {
+    use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
+    use std::os::fd::AsFd;
+    let text = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+    let (out_r, out_w) = std::io::pipe().map_err(|e| text("pipe", &e))?;
+    let (err_r, err_w) = std::io::pipe().map_err(|e| text("pipe", &e))?;
+    let (in_r, in_w) = if a.stdin {
+        let (r, w) = std::io::pipe().map_err(|e| text("pipe", &e))?;
+        (
+            std::os::fd::OwnedFd::from(r),
+            Some(std::process::ChildStdin::from(std::os::fd::OwnedFd::from(
+                w,
+            ))),
+        )
+    } else {
+        let null = std::fs::File::open("/dev/null").map_err(|e| text("open /dev/null", &e))?;
+        (null.into(), None)
+    };
+    let saved = [
+        std::io::stdin().as_fd().try_clone_to_owned(),
+        std::io::stdout().as_fd().try_clone_to_owned(),
+        std::io::stderr().as_fd().try_clone_to_owned(),
+    ];
+    let [Ok(s0), Ok(s1), Ok(s2)] = saved else {
+        return Err("cannot save the monitor's stdio".into());
+    };
+    let swapped = dup2_stdin(&in_r)
+        .and_then(|()| dup2_stdout(&out_w))
+        .and_then(|()| dup2_stderr(&err_w));
+    let result = swapped
+        .map_err(|e| text("set up the container's stdio", &e))
+        .and_then(|()| {
+            let opts = runtime::CreateOpts {
+                id: a.id.clone(),
+                bundle: a.bundle.clone(),
+                pid_file: Some(a.dir.join("pid")),
+                ..Default::default()
+            };
+            runtime::Runtime::new(&a.oci_root)
+                .create(&opts)
+                .map_err(|e| chain(&e))
+        });
+    // Ours again (best effort: they only carry this monitor's own log).
+    let _ = dup2_stdin(&s0)
+        .and_then(|()| dup2_stdout(&s1))
+        .and_then(|()| dup2_stderr(&s2));
+    let pid = result?;
+    Ok(Created {
+        pid,
+        stdin: in_w,
+        stdout: out_r,
+        stderr: err_r,
+    })
+}
+
+/// An error with its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        msg.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    msg
 }
 
 /// Reaps children until `pid` is reaped; its exit code (128+signal if killed).
