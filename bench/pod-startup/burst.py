@@ -8,9 +8,10 @@ Reads the cluster address and admin client certificate from KUBECONFIG (as
 `bosun server` writes it: inline base64 data), lists and then watches the
 pods of NAMESPACE, POSTs the N pods concurrently (one connection per worker
 thread, 32 at most), and writes one line per watch event to EVENTS_FILE:
-`<unix time with µs> <pod name> <Ready status or ->`. Returns once every pod
-is Ready (exit 0) or after TIMEOUT_S (default 300, exit 1). Prints the
-create requests' own latency (p50/p99 ms) on stdout. Standard library only.
+`<unix time with µs> <pod name> <Ready status or -> <1 once bound, else 0>`.
+Returns once every pod is Ready (exit 0) or after TIMEOUT_S (default 300,
+exit 1). Prints the create requests' own latency (p50/p99 ms) on stdout.
+Standard library only.
 """
 
 import base64
@@ -105,7 +106,8 @@ class Watch(threading.Thread):
                 obj = ev.get("object") or {}
                 name = (obj.get("metadata") or {}).get("name", "?")
                 ready = ready_of(obj)
-                f.write(f"{t:.6f} {name} {ready}\n")
+                bound = 1 if (obj.get("spec") or {}).get("nodeName") else 0
+                f.write(f"{t:.6f} {name} {ready} {bound}\n")
                 f.flush()
                 if ready == "True":
                     with self.lock:

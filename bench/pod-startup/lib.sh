@@ -211,6 +211,8 @@ cleanup() {
   for f in "$work"/root/cri/sandboxes/*.json "$work"/root/*/sandboxes/*.json; do
     [ -f "$f" ] && drop_masq "$(basename "$f" .json)"
   done
+  # The node-level masquerade (the CRI server removes it with its last sandbox).
+  nft delete table ip "bosun-masq-$bridge" 2>/dev/null
   if [ -d "$work/podman" ]; then
     podman_clear
     P system prune -a -f >/dev/null 2>&1

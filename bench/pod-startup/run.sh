@@ -17,7 +17,8 @@
 # `podman run -d` at once (runc, --network=none) with their conmons' memory.
 #
 # Env: BOSUN (binary; default: cargo build --release, target/release/bosun),
-# BOSUN_LOG (server log level, default warn), PEER=none skips podman,
+# BOSUN_LOG (server log level, default warn plus the start-up timelines
+# that phases.py tabulates; PHASES=0 skips that table), PEER=none skips podman,
 # KEEP=1 keeps the scratch dir (server log) at exit.
 # Needs root, kubectl, python3, /usr/lib/cni; podman for the peer. Everything it made
 # (pods, sandboxes, veths, bridge, cgroups, mounts, iptables rules, podman
@@ -54,7 +55,7 @@ make_rootfs "$work/fs"
 "$BOSUN" --root "$work/root" image import --rootfs "$work/fs" -c 'CMD ["sh"]' \
   -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' busybox:latest >/dev/null
 
-BOSUN_LOG=${BOSUN_LOG:-warn} "$BOSUN" --root "$work/root" server --bind-address 127.0.0.1 \
+BOSUN_LOG=${BOSUN_LOG:-warn,kubelet::podstart=debug,cri::podstart=debug} "$BOSUN" --root "$work/root" server --bind-address 127.0.0.1 \
   --https-listen-port 0 --kubelet-port 0 --disable-kube-proxy --disable-cluster-dns \
   --data-dir "$work/data" --write-kubeconfig "$work/kc" --node-name "$node" \
   --cni-bridge "$bridge" --cgroup-root "$cg" --pod-cidr "10.$((200 + tag % 50)).$((tag / 50 % 250)).0/24" \
@@ -89,6 +90,13 @@ for n in "${COUNTS[@]}"; do
   read -r cpu1 kids1 < <(cpu_of "$server")
   echo "| $n pods at once: created → Ready p50 / p99 / max | $(latencies "$events" | stats) ms ($(ready_count "$events")/$n Ready; first create → last Ready $(makespan "$events") ms; the creates' own p50 / p99 $create ms) | $(load) |"
   echo "| $n pods: CPU used until all Ready | server $((cpu1 - cpu0)) ms, its reaped children (CNI plugins) $((kids1 - kids0)) ms, per-pod processes (pause, monitors with their \`bosun oci\` children, containers) $(cpu_descendants "$server") ms | $(load) |"
+  if [ "${PHASES:-1}" = 1 ] && [ "$n" -gt 1 ]; then
+    echo
+    echo "Where the $n pods' time went (kubelet and CRI timelines, watch events):"
+    echo
+    python3 "$here/phases.py" "$events" "$work/server.log" "$ns"
+    echo
+  fi
   if [ "$n" = "${COUNTS[-1]}" ]; then
     sleep 10
     echo "| RSS idle, $n pods: $(mem_report "$server" | tr '\n' ' ') | | $(load) |"

@@ -99,6 +99,28 @@ async fn kubelet_deployment_reachable_isolated_and_cleaned_up() {
             "/etc/hosts: {hosts}"
         );
     }
+    // Pod → outside goes through one node-level masquerade of the pod
+    // network (the bridge plugin's per-pod ipMasq chains are off).
+    if testkit::on_path("nft") {
+        let table = format!("bosun-masq-{}", node.bridge);
+        let out = std::process::Command::new("nft")
+            .args(["list", "table", "ip", &table])
+            .output()
+            .expect("run nft");
+        let rules = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            rules.contains("masquerade"),
+            "no masquerade in {table}: {rules}"
+        );
+        let nat = std::process::Command::new("iptables")
+            .args(["-t", "nat", "-S"])
+            .output();
+        if let Ok(nat) = nat {
+            let nat = String::from_utf8_lossy(&nat.stdout);
+            let src = format!("-s {}/32 ", ip(web[0]));
+            assert!(!nat.contains(&src), "per-pod NAT rules for a pod:\n{nat}");
+        }
+    }
     // Logs in the CRI format at /<logs>/<ns>_<pod>_<uid>/<container>/0.log.
     let uid = client["metadata"]["uid"].as_str().unwrap_or_default();
     let log_dir = node.logs.join(format!("bosun-test-web_client_{uid}"));

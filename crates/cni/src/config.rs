@@ -45,6 +45,16 @@ impl NetworkConfigList {
         json!({"cniVersion": self.cni_version, "name": self.name, "plugins": self.plugins})
     }
 
+    /// Turns the bridge plugins' per-container `ipMasq` on or off (off when
+    /// the caller installs one node-level [`crate::Masquerade`] instead).
+    pub fn set_ip_masq(&mut self, on: bool) {
+        for plugin in &mut self.plugins {
+            if plugin["type"] == "bridge" {
+                plugin["ipMasq"] = Value::Bool(on);
+            }
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         if self.plugins.is_empty() {
             return Err(Error::Config {

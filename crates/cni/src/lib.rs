@@ -14,11 +14,13 @@
 mod config;
 mod error;
 mod exec;
+mod masq;
 mod result;
 
 pub use config::{bridge_network, NetworkConfigList, PortMapping, RuntimeConf};
 pub use error::{Error, Result};
 pub use exec::Cni;
+pub use masq::{table_name as masquerade_table, Masquerade};
 pub use result::{CniResult, Interface, IpConfig, Route};
 
 /// The CNI version bosun speaks to plugins.

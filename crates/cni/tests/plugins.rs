@@ -140,3 +140,12 @@ fn bridge_network_round_trips_through_json() {
     let again = NetworkConfigList::from_json(&net.to_json().to_string()).unwrap();
     assert_eq!(net, again);
 }
+
+#[test]
+fn ip_masq_can_be_turned_off_on_the_bridge_plugin_only() {
+    let mut net = bridge_network("n", "br0", "10.0.0.0/24", std::path::Path::new("/tmp/x"));
+    assert_eq!(net.plugins[0]["ipMasq"], true);
+    net.set_ip_masq(false);
+    assert_eq!(net.plugins[0]["ipMasq"], false);
+    assert!(net.plugins[1].get("ipMasq").is_none(), "portmap got ipMasq");
+}

@@ -163,8 +163,10 @@ impl Server {
             argv.push("--tty".into());
         }
         let (bosun, log) = (self.inner.config.bosun.clone(), dir.join("monitor.log"));
+        let t0 = Instant::now();
         // fork+exec of this large process blocks: not on the async workers.
         Self::blocking(move || crate::proc::spawn_detached(&bosun, &argv, &log)).await?;
+        let t_spawn = t0.elapsed();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(exit) = rec.exit(self.root()) {
@@ -186,6 +188,13 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         rec.started_at = crate::now_nanos();
+        tracing::debug!(
+            target: "cri::podstart",
+            id = %rec.id,
+            spawn_ms = t_spawn.as_millis(),
+            running_ms = (t0.elapsed() - t_spawn).as_millis(),
+            "container start timeline"
+        );
         let (saved, root) = (rec.clone(), self.root().to_path_buf());
         Self::blocking(move || saved.save(&root)).await?;
         self.inner

@@ -13,6 +13,7 @@ mod devices;
 mod error;
 mod exec_stream;
 mod images;
+mod masq;
 pub mod monitor;
 mod output;
 mod pods;

@@ -1,6 +1,6 @@
 //! The per-container monitor (`bosun cri monitor …`, a re-exec of bosun in
-//! its own session): creates and starts the container through the OCI
-//! runtime CLI, owns its stdio (pipes, or with `tty` the pty master the
+//! its own session): creates and starts the container with the OCI runtime
+//! in-process (one exec of bosun per container start, not three), owns its stdio (pipes, or with `tty` the pty master the
 //! runtime sends to a console socket), writes its output to the kubelet's
 //! log path in the CRI log format (see [`crate::output`]), serves attach
 //! (see [`crate::attach`]), and,
@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// What the monitor needs to run one container.
@@ -46,48 +45,41 @@ pub struct ExitRecord {
 
 /// Runs the container to its end; returns once its exit is recorded.
 pub fn run(a: &MonitorArgs) -> Result<()> {
+    // Its own session, away from the server's (which spawned it without a
+    // pre-exec step so that it could use posix_spawn).
+    let _ = nix::unistd::setsid();
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| Error::Failed(format!("set child subreaper: {e}")))?;
     let log = open_log(&a.log_path)?;
+    let console = a.tty.then(|| Console::bind(&a.id)).transpose()?;
+    // Created here, in this process (no `bosun oci create` exec), while it
+    // has no other thread: the runtime forks the init.
+    let created = match create(a, console.as_ref()) {
+        Ok(c) => c,
+        Err(msg) => return write_exit(&a.dir, 128, "StartError", msg.trim()),
+    };
     serve_reopen(&a.id, &a.log_path, log.clone())?;
     let mut ep = Endpoint {
         stdin_once: a.stdin_once,
         ..Default::default()
     };
-    let pid_file = a.dir.join("pid");
-    let console = a.tty.then(|| Console::bind(&a.id)).transpose()?;
-    let mut child = create_command(a, &pid_file, console.as_ref())
-        .spawn()
-        .map_err(io("spawn", &a.bosun))?;
-    if let (Ok(mut s), Some(pipe)) = (ep.stdin.lock(), child.stdin.take()) {
+    if let (Ok(mut s), Some(pipe)) = (ep.stdin.lock(), created.stdin) {
         *s = Some(std::fs::File::from(OwnedFd::from(pipe)));
     }
-    let pipe = |p: Option<std::fs::File>, name| {
-        p.map(|p| output::pump(p, name, false, log.clone(), ep.clients.clone()))
+    let pipe = |p: Option<std::io::PipeReader>, name| {
+        p.map(|p| {
+            let file = std::fs::File::from(OwnedFd::from(p));
+            output::pump(file, name, false, log.clone(), ep.clients.clone())
+        })
     };
     let mut pumps: Vec<_> = [
-        pipe(
-            child.stdout.take().map(|p| OwnedFd::from(p).into()),
-            "stdout",
-        ),
-        pipe(
-            child.stderr.take().map(|p| OwnedFd::from(p).into()),
-            "stderr",
-        ),
+        pipe(created.stdout, "stdout"),
+        pipe(created.stderr, "stderr"),
     ]
     .into_iter()
     .flatten()
     .collect();
-    let status = child.wait().map_err(io("wait for", &a.bosun))?;
-    if !status.success() {
-        let msg = std::fs::read_to_string(a.dir.join("runtime.log")).unwrap_or_default();
-        return write_exit(&a.dir, 128, "StartError", msg.trim());
-    }
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .map_err(io("read", &pid_file))?
-        .trim()
-        .parse()
-        .map_err(|_| Error::Failed(format!("bad pid in {}", pid_file.display())))?;
+    let pid = created.pid;
     if let Some(console) = console {
         let master = match console.accept() {
             Ok(m) => Arc::new(m),
@@ -109,14 +101,8 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
         ));
     }
     crate::attach::serve(&a.id, ep.clone())?;
-    let start = Command::new(&a.bosun)
-        .arg("oci")
-        .arg("--root")
-        .arg(&a.oci_root)
-        .args(["start", &a.id])
-        .status()
-        .map_err(io("spawn", &a.bosun))?;
-    if !start.success() {
+    if let Err(e) = runtime::Runtime::new(&a.oci_root).start(&a.id) {
+        tracing::warn!(id = %a.id, error = %e, "start container");
         kill(pid);
     }
     let code = wait_for(pid);
@@ -134,37 +120,99 @@ pub fn run(a: &MonitorArgs) -> Result<()> {
     recorded
 }
 
-/// `bosun oci create` for the container: its stdio are the pipes the
-/// monitor keeps, or nothing when the runtime hands over a pty instead.
-fn create_command(a: &MonitorArgs, pid_file: &Path, console: Option<&Console>) -> Command {
-    let mut create = Command::new(&a.bosun);
-    create
-        .arg("oci")
-        .arg("--root")
-        .arg(&a.oci_root)
-        .arg("--log")
-        .arg(a.dir.join("runtime.log"))
-        .arg("create")
-        .arg("--bundle")
-        .arg(&a.bundle)
-        .arg("--pid-file")
-        .arg(pid_file);
-    if let Some(c) = console {
-        create
-            .arg("--console-socket")
-            .arg(&c.path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+/// A created container: its init's pid and our ends of its stdio.
+struct Created {
+    pid: i32,
+    stdin: Option<std::process::ChildStdin>,
+    /// None with a tty: the runtime hands the pty master to the console.
+    stdout: Option<std::io::PipeReader>,
+    stderr: Option<std::io::PipeReader>,
+}
+
+/// OCI create with the container's stdio on fresh pipes (or /dev/null when
+/// the runtime gives it a pty through `console`): they stand in for this
+/// process's own stdio while the runtime forks the init (which inherits
+/// descriptors 0-2), then ours come back. The error is the message a
+/// StartError shows.
+fn create(a: &MonitorArgs, console: Option<&Console>) -> std::result::Result<Created, String> {
+    use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout};
+    use std::os::fd::AsFd;
+    let text = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
+    let null = || {
+        std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map(OwnedFd::from)
+            .map_err(|e| text("open /dev/null", &e))
+    };
+    let pipe = || -> std::result::Result<(Option<std::io::PipeReader>, OwnedFd), String> {
+        if console.is_some() {
+            return Ok((None, null()?));
+        }
+        let (r, w) = std::io::pipe().map_err(|e| text("pipe", &e))?;
+        Ok((Some(r), w.into()))
+    };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (in_r, in_w) = if a.stdin && console.is_none() {
+        let (r, w) = std::io::pipe().map_err(|e| text("pipe", &e))?;
+        (
+            std::os::fd::OwnedFd::from(r),
+            Some(std::process::ChildStdin::from(std::os::fd::OwnedFd::from(
+                w,
+            ))),
+        )
     } else {
-        let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
-        create
-            .stdin(pipe(a.stdin))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        (null()?, None)
+    };
+    let saved = [
+        std::io::stdin().as_fd().try_clone_to_owned(),
+        std::io::stdout().as_fd().try_clone_to_owned(),
+        std::io::stderr().as_fd().try_clone_to_owned(),
+    ];
+    let [Ok(s0), Ok(s1), Ok(s2)] = saved else {
+        return Err("cannot save the monitor's stdio".into());
+    };
+    let swapped = dup2_stdin(&in_r)
+        .and_then(|()| dup2_stdout(&out_w))
+        .and_then(|()| dup2_stderr(&err_w));
+    let result = swapped
+        .map_err(|e| text("set up the container's stdio", &e))
+        .and_then(|()| {
+            let opts = runtime::CreateOpts {
+                id: a.id.clone(),
+                bundle: a.bundle.clone(),
+                pid_file: Some(a.dir.join("pid")),
+                console_socket: console.map(|c| c.path.clone()),
+                ..Default::default()
+            };
+            runtime::Runtime::new(&a.oci_root)
+                .create(&opts)
+                .map_err(|e| chain(&e))
+        });
+    // Ours again (best effort: they only carry this monitor's own log).
+    let _ = dup2_stdin(&s0)
+        .and_then(|()| dup2_stdout(&s1))
+        .and_then(|()| dup2_stderr(&s2));
+    let pid = result?;
+    Ok(Created {
+        pid,
+        stdin: in_w,
+        stdout: out_r,
+        stderr: err_r,
+    })
+}
+
+/// An error with its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        msg.push_str(&format!(": {c}"));
+        cur = c.source();
     }
-    create.arg(&a.id);
-    create
+    msg
 }
 
 fn kill(pid: i32) {

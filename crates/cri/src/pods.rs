@@ -52,6 +52,7 @@ impl Server {
             rec.hostname.clone()
         };
         let pause = self.inner.config.pause_command.clone();
+        let t0 = std::time::Instant::now();
         // fork+exec of this large process and the record's file writes
         // block: they run on the blocking pool, not on the async workers.
         let (pid, start) =
@@ -59,13 +60,23 @@ impl Server {
                 .await?;
         rec.pid = pid;
         rec.pid_start = start;
+        let t_pause = t0.elapsed();
         if let Err(e) = self.attach_network(&mut rec, &config.port_mappings).await {
             crate::proc::signal_and_wait(pid, start, Signal::SIGKILL, Duration::from_secs(10))
                 .await;
             return Err(e);
         }
         let (saved, root) = (rec.clone(), self.root().to_path_buf());
+        let t_cni = t0.elapsed();
         Self::blocking(move || saved.save(&root)).await?;
+        tracing::debug!(
+            target: "cri::podstart",
+            pod = %rec.name,
+            pause_ms = t_pause.as_millis(),
+            cni_ms = (t_cni - t_pause).as_millis(),
+            save_ms = (t0.elapsed() - t_cni).as_millis(),
+            "sandbox timeline"
+        );
         tracing::info!(id = %rec.id, pod = %rec.name, ip = %rec.ip, "sandbox ready");
         let id = rec.id.clone();
         self.inner.sandboxes.lock().await.insert(id.clone(), rec);
@@ -94,10 +105,19 @@ impl Server {
         }
         // `lo` is already up: the pause process set it up in its new netns
         // (what the loopback plugin would do, without an exec per sandbox).
+        self.masq_acquire().await?;
         let cni = self.inner.cni.clone();
-        let result = tokio::task::spawn_blocking(move || cni.add(&list, &rt))
+        let added = tokio::task::spawn_blocking(move || cni.add(&list, &rt))
             .await
-            .map_err(|e| Error::Failed(format!("CNI ADD task: {e}")))??;
+            .map_err(|e| Error::Failed(format!("CNI ADD task: {e}")))
+            .and_then(|r| r.map_err(Error::from));
+        let result = match added {
+            Ok(r) => r,
+            Err(e) => {
+                self.masq_release().await;
+                return Err(e);
+            }
+        };
         rec.attached = true;
         rec.ip = result.address_of("eth0").unwrap_or_default();
         Ok(())
@@ -118,6 +138,7 @@ impl Server {
                 .await
                 .map_err(|e| Error::Failed(format!("CNI DEL task: {e}")))??;
             rec.attached = false;
+            self.masq_release().await;
         }
         let gone = crate::proc::signal_and_wait(
             rec.pid,

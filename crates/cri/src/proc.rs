@@ -123,8 +123,11 @@ fn wait_for_start(pid: i32) -> Result<u64> {
     start_time(pid).ok_or_else(|| crate::Error::Failed(format!("pause process {pid} died")))
 }
 
-/// Starts `prog argv` in its own session with stdio on `log` (stdin null),
-/// for processes that must outlive the server (container monitors).
+/// Starts `prog argv` with stdio on `log` (stdin null), for processes that
+/// must outlive the server (container monitors), which make themselves
+/// session leaders first thing. Nothing runs between fork and exec, so std
+/// spawns with posix_spawn (vfork): no copy of this large, multi-threaded
+/// process's page tables per container.
 pub fn spawn_detached(
     prog: &std::path::Path,
     argv: &[String],
@@ -141,13 +144,6 @@ pub fn spawn_detached(
         .stdin(std::process::Stdio::null())
         .stdout(out)
         .stderr(err);
-    // SAFETY: setsid is async-signal-safe and touches no memory.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()?;
-            Ok(())
-        });
-    }
     let child = tokio::process::Command::from(cmd)
         .spawn()
         .map_err(io("spawn", prog))?;

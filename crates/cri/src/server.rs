@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     pub sandboxes: Mutex<HashMap<String, SandboxRecord>>,
     pub containers: Mutex<HashMap<String, ContainerRecord>>,
     pub streams: crate::streaming::Streams,
+    /// The node-level masquerade of the pod network and its users.
+    pub masq: Mutex<crate::masq::MasqState>,
 }
 
 impl Server {
@@ -80,10 +82,11 @@ impl Server {
     pub fn open(config: Config) -> Result<Self> {
         std::fs::create_dir_all(&config.root).map_err(io("create", &config.root))?;
         let store = image::ImageStore::open(&config.image_root)?;
-        let sandboxes = SandboxRecord::load_all(&config.root)
+        let sandboxes: HashMap<String, SandboxRecord> = SandboxRecord::load_all(&config.root)
             .into_iter()
             .map(|s| (s.id.clone(), s))
             .collect();
+        let attached = sandboxes.values().filter(|s| s.attached).count();
         let cidr_file = config.root.join("pod-cidr");
         let pod_cidr = std::fs::read_to_string(&cidr_file)
             .map(|s| s.trim().to_string())
@@ -100,6 +103,7 @@ impl Server {
             ),
             config: config.clone(),
             streams: Default::default(),
+            masq: Mutex::new(crate::masq::MasqState::with_users(attached)),
         };
         Ok(Self {
             images: Images {
@@ -114,11 +118,15 @@ impl Server {
         &self.inner.config.root
     }
 
-    /// The pod network as a CNI config list.
+    /// The pod network as a CNI config list: the bridge plugin without its
+    /// per-sandbox `ipMasq` (one node-level rule instead, see [`crate::masq`]).
     pub(crate) async fn network(&self) -> cni::NetworkConfigList {
         let cidr = self.inner.pod_cidr.lock().await.clone();
         let c = &self.inner.config;
-        cni::bridge_network(&c.network_name, &c.bridge, &cidr, &c.root.join("cni-ipam"))
+        let mut list =
+            cni::bridge_network(&c.network_name, &c.bridge, &cidr, &c.root.join("cni-ipam"));
+        list.set_ip_masq(false);
+        list
     }
 
     /// Records the pod CIDR the kubelet gives (empty: keep the current one).
@@ -133,7 +141,13 @@ impl Server {
         }
         let file = self.root().join("pod-cidr");
         std::fs::write(&file, cidr).map_err(io("write", &file))?;
-        *self.inner.pod_cidr.lock().await = cidr.to_string();
+        let changed = {
+            let mut cur = self.inner.pod_cidr.lock().await;
+            std::mem::replace(&mut *cur, cidr.to_string()) != cidr
+        };
+        if changed {
+            self.masq_refresh().await;
+        }
         Ok(())
     }
 
@@ -186,6 +200,8 @@ impl Server {
             _ => {}
         }
         self.start_streaming().await?;
+        // Re-adopted sandboxes keep their masquerade (idempotent).
+        self.masq_refresh().await;
         let listener = tokio::net::UnixListener::bind(path).map_err(io("listen on", path))?;
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
         let images = v1::image_service_server::ImageServiceServer::new(self.images.clone());

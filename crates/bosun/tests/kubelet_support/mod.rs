@@ -357,6 +357,15 @@ impl Node {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
         left.extend(veths.lines().map(|l| format!("veth {l}")));
+        // The pod network's masquerade goes with its last sandbox.
+        let table = format!("bosun-masq-{}", self.bridge);
+        let listed = Command::new("nft")
+            .args(["list", "table", "ip", &table])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if listed {
+            left.push(format!("nft table ip {table}"));
+        }
         let scratch = self.server.dir.path().display().to_string();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         left.extend(
@@ -488,6 +497,11 @@ impl Drop for Node {
         remove_cgroup_tree(&self.cgroup_root);
         let _ = Command::new("ip")
             .args(["link", "del", &self.bridge])
+            .status();
+        let table = format!("bosun-masq-{}", self.bridge);
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &table])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }

@@ -92,6 +92,7 @@ impl Worker {
     async fn create_and_start(&mut self, sid: &str, c: &Container, attempt: u32) -> Result<()> {
         let image = c.image.clone().unwrap_or_default();
         let image_uid = self.ensure_image(c, &image).await?;
+        self.timeline.mark("image");
         let pod_ip = self.pod_ip();
         let env = EnvContext {
             client: &self.ctx.client,
@@ -135,6 +136,7 @@ impl Worker {
             .map_err(cri("CreateContainer"))?
             .into_inner()
             .container_id;
+        self.timeline.mark("create_container");
         let rec = self.ctx.recorder.clone();
         rec.normal(
             &self.pod,
@@ -148,6 +150,7 @@ impl Worker {
         })
         .await
         .map_err(cri("StartContainer"))?;
+        self.timeline.mark("start_container");
         rec.normal(
             &self.pod,
             Some(&c.name),

@@ -10,6 +10,7 @@ mod lifecycle;
 pub mod plugins;
 pub mod sandbox;
 pub mod status;
+mod timing;
 mod worker;
 
 use crate::cri::{Cri, LABEL_POD_UID};

@@ -56,6 +56,8 @@ pub struct Worker {
     pub(super) terminated: bool,
     /// A container was started in this pass (observe again before reporting).
     pub(super) started_any: bool,
+    /// Where the first start's time went (logged once Ready).
+    pub(super) timeline: super::timing::Timeline,
 }
 
 impl Worker {
@@ -98,6 +100,7 @@ impl Worker {
             finished: false,
             terminated: false,
             started_any: false,
+            timeline: super::timing::Timeline::new(),
         }
     }
 
@@ -162,6 +165,7 @@ impl Worker {
             self.warn_once("FailedMount", &e.to_string()).await;
             return Ok(());
         }
+        self.timeline.mark("volumes");
         let sid = match self.ensure_sandbox().await {
             Ok(s) => s,
             Err(e) => {
@@ -181,6 +185,7 @@ impl Worker {
         if std::mem::take(&mut self.started_any) {
             // This pass's status shows what it started (one status write, not two).
             self.observe(&sid).await?;
+            self.timeline.mark("observe");
         }
         Ok(())
     }
@@ -270,6 +275,7 @@ impl Worker {
             std::fs::create_dir_all(&log_dir).map_err(crate::error::io("create", &log_dir))
         })
         .await?;
+        self.timeline.mark("sandbox_prep");
         let req = v1::RunPodSandboxRequest {
             config: Some(config),
             runtime_handler: String::new(),
@@ -284,6 +290,7 @@ impl Worker {
             .map_err(cri("RunPodSandbox"))?
             .into_inner()
             .pod_sandbox_id;
+        self.timeline.mark("run_sandbox");
         let ip = if sandbox::host_network(&self.pod) {
             self.ctx.node_ip.clone()
         } else {
@@ -509,6 +516,9 @@ impl Worker {
                 return st;
             }
             self.last_status = Some(st.clone());
+            if super::timing::is_ready(&st) {
+                self.timeline.ready_reported(&self.name());
+            }
         }
         st
     }
