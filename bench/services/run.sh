@@ -128,7 +128,7 @@ echo "| measure | value | loadavg |"
 echo "|---|---|---|"
 echo "| wrk -t2 -c16 to the pod IP (peer: no proxy), req/s, median of $ROUNDS x 4 s (all: ${directs[*]}) | $direct | $(load) |"
 echo "| wrk -t2 -c16 to the ClusterIP, same client and backend, interleaved (all: ${vias[*]}) | $via | $(load) |"
-echo "| ClusterIP / direct: ratio of medians (per-round ratios: ${ratios[*]}) | $(awk "BEGIN{printf \"%.2f\", $via/$direct}") (median per-round $(median "${ratios[@]}")) | |"
+echo "| ClusterIP / direct: median of the per-round ratios (all: ${ratios[*]}) | $(median "${ratios[@]}") (ratio of the medians: $(awk "BEGIN{printf \"%.2f\", $via/$direct}")) | |"
 
 # 2. DNS (before the big table, so the numbers are the server's alone).
 sel=endpointslice.kubernetes.io/managed-by=bosun-dns
