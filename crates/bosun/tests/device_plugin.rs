@@ -278,7 +278,7 @@ async fn gpus_on_a_fake_dev_tree_are_detected_and_allocated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpus_on_real_hardware() {
     if deviceplugin::plugin::detect_gpus(Path::new("/")).is_empty() {
-        eprintln!("skipped: no /dev/nvidia*");
+        eprintln!("skipped: no NVIDIA GPU on this host (no /dev/nvidia0 or other /dev/nvidia<N>)");
         return;
     }
     let dirs = dirs();

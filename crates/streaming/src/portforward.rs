@@ -5,6 +5,12 @@
 //! network namespace), relays bytes between the data stream and the socket,
 //! and at the end half-closes the data stream and closes the error stream;
 //! a failure is written on the error stream as text.
+//!
+//! Throughput: the pod's socket is read in large chunks (one SPDY data
+//! frame each), the session's writer coalesces queued frames into one write,
+//! and the bytes read from pods but not yet written to the client are
+//! bounded ([`IN_FLIGHT`]), so a slow client slows the pod down instead of
+//! filling memory.
 
 use crate::spdy::{Codec, Frame, FLAG_FIN};
 use crate::Error;
@@ -14,11 +20,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 pub const PROTOCOL: &str = "portforward.k8s.io";
 /// The WebSocket subprotocol of SPDY tunnelled in WebSocket.
 pub const TUNNEL_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+
+/// Largest read from a pod's socket, hence largest data frame sent.
+const CHUNK: usize = 256 * 1024;
+/// Bytes read from pods and queued for the client, per session.
+const IN_FLIGHT: usize = 4 * 1024 * 1024;
+/// The writer stops coalescing queued frames past this many bytes.
+const BATCH: usize = 512 * 1024;
+
+/// A frame for the client; a data frame holds its share of [`IN_FLIGHT`]
+/// until it is written.
+type Out = (Frame, Option<OwnedSemaphorePermit>);
 
 /// Opens a connection to a port of the pod.
 pub type Connector =
@@ -39,24 +56,14 @@ pub async fn serve<S>(io: S, connect: Connector) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (mut rd, mut wr) = tokio::io::split(io);
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Frame>();
-    let writer = tokio::spawn(async move {
-        let mut codec = Codec::new();
-        let mut buf = BytesMut::new();
-        while let Some(f) = out_rx.recv().await {
-            tracing::trace!(frame = ?f, "port-forward frame out");
-            buf.clear();
-            if codec.encode(&f, &mut buf).is_err() || wr.write_all(&buf).await.is_err() {
-                return;
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
+    let (mut rd, wr) = tokio::io::split(io);
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Out>();
+    let writer = tokio::spawn(write_frames(out_rx, wr));
     let mut session = Session {
         pairs: HashMap::new(),
         by_stream: HashMap::new(),
         out: out_tx,
+        budget: Arc::new(Semaphore::new(IN_FLIGHT)),
         connect,
     };
     let mut codec = Codec::new();
@@ -92,10 +99,43 @@ where
     result
 }
 
+/// Encodes queued frames and writes them, several per write when queued.
+async fn write_frames<W: AsyncWrite + Unpin>(mut rx: mpsc::UnboundedReceiver<Out>, mut wr: W) {
+    let mut codec = Codec::new();
+    let mut buf = BytesMut::with_capacity(BATCH + CHUNK);
+    let mut permits = Vec::new();
+    while let Some(first) = rx.recv().await {
+        buf.clear();
+        let mut next = Some(first);
+        while let Some((f, permit)) = next.take() {
+            tracing::trace!(frame = ?f, "port-forward frame out");
+            if codec.encode(&f, &mut buf).is_err() {
+                return;
+            }
+            permits.extend(permit);
+            if buf.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
+            return;
+        }
+        permits.clear();
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Sends a control frame (or an empty one) that holds no budget.
+fn send(out: &mpsc::UnboundedSender<Out>, f: Frame) -> bool {
+    out.send((f, None)).is_ok()
+}
+
 struct Session {
     pairs: HashMap<String, Pair>,
     by_stream: HashMap<u32, String>,
-    out: mpsc::UnboundedSender<Frame>,
+    out: mpsc::UnboundedSender<Out>,
+    /// Bytes in flight to the client ([`IN_FLIGHT`]), shared by its connections.
+    budget: Arc<Semaphore>,
     connect: Connector,
 }
 
@@ -137,7 +177,7 @@ impl Session {
                 }
             }
             Frame::Ping(id) => {
-                let _ = self.out.send(Frame::Ping(id));
+                send(&self.out, Frame::Ping(id));
             }
             _ => {}
         }
@@ -150,17 +190,23 @@ impl Session {
             .map(str::to_string)
             .unwrap_or_else(|| format!("stream-{}", stream.saturating_sub(kind_offset(kind))));
         let (Some(port), "error" | "data") = (port, kind) else {
-            let _ = self.out.send(Frame::RstStream {
-                stream,
-                status: crate::spdy::RST_PROTOCOL_ERROR,
-            });
+            send(
+                &self.out,
+                Frame::RstStream {
+                    stream,
+                    status: crate::spdy::RST_PROTOCOL_ERROR,
+                },
+            );
             return;
         };
-        let _ = self.out.send(Frame::SynReply {
-            stream,
-            flags: 0,
-            headers: Vec::new(),
-        });
+        send(
+            &self.out,
+            Frame::SynReply {
+                stream,
+                flags: 0,
+                headers: Vec::new(),
+            },
+        );
         self.by_stream.insert(stream, req.clone());
         let pair = self.pairs.entry(req).or_default();
         if kind == "error" {
@@ -171,9 +217,12 @@ impl Session {
         if let (Some(error), Some(data), None) = (pair.error, pair.data, &pair.task) {
             let (tx, rx) = mpsc::unbounded_channel();
             pair.to_socket = Some(tx);
-            let out = self.out.clone();
+            let link = Link {
+                out: self.out.clone(),
+                budget: self.budget.clone(),
+            };
             let connect = self.connect.clone();
-            let task = tokio::spawn(forward(port, error, data, rx, out, connect));
+            let task = tokio::spawn(forward(port, error, data, rx, link, connect));
             pair.task = Some(task.abort_handle());
         }
     }
@@ -188,15 +237,22 @@ fn kind_offset(kind: &str) -> u32 {
     }
 }
 
+/// A connection's way to the client: the session's writer and byte budget.
+struct Link {
+    out: mpsc::UnboundedSender<Out>,
+    budget: Arc<Semaphore>,
+}
+
 /// One forwarded connection: connect, relay both ways, close the streams.
 async fn forward(
     port: u16,
     error: u32,
     data: u32,
     mut from_client: mpsc::UnboundedReceiver<Option<Bytes>>,
-    out: mpsc::UnboundedSender<Frame>,
+    link: Link,
     connect: Connector,
 ) {
+    let out = &link.out;
     let fin = |stream| Frame::Data {
         stream,
         flags: FLAG_FIN,
@@ -207,12 +263,15 @@ async fn forward(
         Err(e) => {
             let msg = format!("error forwarding port {port} to pod: {e}");
             tracing::debug!(%msg, "port-forward connect");
-            let _ = out.send(Frame::Data {
-                stream: error,
-                flags: FLAG_FIN,
-                data: Bytes::from(msg),
-            });
-            let _ = out.send(fin(data));
+            send(
+                out,
+                Frame::Data {
+                    stream: error,
+                    flags: FLAG_FIN,
+                    data: Bytes::from(msg),
+                },
+            );
+            send(out, fin(data));
             return;
         }
     };
@@ -225,24 +284,28 @@ async fn forward(
         }
         let _ = swr.shutdown().await;
     });
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match srd.read(&mut buf).await {
+        let mut buf = BytesMut::with_capacity(CHUNK);
+        match srd.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                // Waits while the client is behind (the pod's socket then fills).
+                let Ok(permit) = link.budget.clone().acquire_many_owned(n as u32).await else {
+                    break;
+                };
                 let f = Frame::Data {
                     stream: data,
                     flags: 0,
-                    data: Bytes::copy_from_slice(&buf[..n]),
+                    data: buf.freeze(),
                 };
-                if out.send(f).is_err() {
+                if out.send((f, Some(permit))).is_err() {
                     break;
                 }
             }
         }
     }
-    let _ = out.send(fin(data));
-    let _ = out.send(fin(error));
+    send(out, fin(data));
+    send(out, fin(error));
     upstream.abort();
 }
 

@@ -10,6 +10,9 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+/// Buffer size of each direction of a spliced upgraded connection.
+const COPY_BUF: usize = 256 * 1024;
+
 /// Request headers not passed on (hop-by-hop for a body-less request, or
 /// credentials meant for the proxy itself).
 const DROPPED: &[&str] = &[
@@ -70,7 +73,9 @@ where
             return;
         };
         let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
-        let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+        // Large buffers: fewer reads, writes and TLS records per byte
+        // (port-forward and logs carry bulk data through here).
+        let _ = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, COPY_BUF, COPY_BUF).await;
     });
     let (parts, _) = resp.into_parts();
     Ok(Response::from_parts(parts, crate::empty()))

@@ -30,7 +30,8 @@ where
         let _ = wr.shutdown().await;
     });
     tokio::spawn(async move {
-        let mut buf = vec![0u8; 64 * 1024];
+        // One message per read of up to the whole buffer: fewer, larger frames.
+        let mut buf = vec![0u8; BUFFER];
         loop {
             let n = match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => break,

@@ -124,4 +124,34 @@ mod tests {
         let health: Vec<_> = gpus.devices().into_iter().map(|d| d.health).collect();
         assert_eq!(health, [crate::UNHEALTHY, crate::HEALTHY]);
     }
+
+    #[test]
+    fn only_numbered_gpu_nodes_count_and_a_missing_tree_has_none() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(detect_gpus(root.path()).is_empty(), "no <root>/dev at all");
+        let dev = root.path().join("dev");
+        std::fs::create_dir(&dev).unwrap();
+        for f in [
+            "nvidiactl",
+            "nvidia-uvm",
+            "nvidia-caps",
+            "nvidia",
+            "nvidia0x",
+            "null",
+        ] {
+            std::fs::write(dev.join(f), "").unwrap();
+        }
+        assert!(
+            detect_gpus(root.path()).is_empty(),
+            "control nodes are no GPUs"
+        );
+        std::fs::write(dev.join("nvidia3"), "").unwrap();
+        std::fs::write(dev.join("nvidia10"), "").unwrap();
+        assert_eq!(detect_gpus(root.path()), BTreeSet::from([3, 10]));
+        let gpus = NvidiaGpus::new(root.path());
+        assert_eq!(gpus.resource(), "nvidia.com/gpu");
+        let ids: Vec<_> = gpus.devices().into_iter().map(|d| d.id).collect();
+        assert_eq!(ids, ["nvidia3", "nvidia10"]);
+        assert!(gpus.allocate(&["widget0".into()]).is_err());
+    }
 }
