@@ -158,7 +158,7 @@ async fn client(args: &Args) -> anyhow::Result<kube::Client> {
             .await
             .context("build the API client config")?;
     cfg.read_timeout = None;
-    kube::Client::try_from(cfg).context("build the API client")
+    controllers::client::build(cfg).context("build the API client")
 }
 
 /// Runs the agent embedded in `bosun server`, with the admin kubeconfig.

@@ -118,13 +118,16 @@ impl Worker {
             let latest = rx.borrow_and_update().clone();
             let Some(pod) = latest else { break };
             self.pod = pod;
-            let wait = self.step().await;
+            // Boxed: the pass's state (CRI and API calls in flight) is large
+            // (~25 KiB) and lives only while a pass runs, not in the task of
+            // every idle pod.
+            let wait = Box::pin(self.step()).await;
             tokio::select! {
                 r = rx.changed() => if r.is_err() { break },
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        self.cleanup().await;
+        Box::pin(self.cleanup()).await;
     }
 
     /// One pass; returns how long to sleep unless the pod changes.
