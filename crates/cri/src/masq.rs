@@ -45,11 +45,19 @@ impl Server {
         if st.users > 0 {
             return;
         }
-        if let Some(m) = st.installed.take() {
-            let table = m.table().to_string();
-            if let Err(e) = blocking(move || m.remove()).await {
-                tracing::warn!(%table, error = %e, "removing the pod masquerade");
-            }
+        // Also when this process never installed it (a restarted server
+        // whose re-adopted sandboxes all went): removing is idempotent.
+        let cidr = self.inner.pod_cidr.lock().await.clone();
+        let m = match st.installed.take() {
+            Some(m) => m,
+            None => match cni::Masquerade::new(&self.inner.config.bridge, &cidr) {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+        };
+        let table = m.table().to_string();
+        if let Err(e) = blocking(move || m.remove()).await {
+            tracing::warn!(%table, error = %e, "removing the pod masquerade");
         }
     }
 
