@@ -147,7 +147,9 @@ echo "| DNS bosun at 10.42.0.1:$dns_port (direct), 64 outstanding | $(dnsload 10
 echo "| DNS bosun at 10.43.0.10:53 (kube-dns ClusterIP) | $(dnsload 10.43.0.10 53) | $(load) |"
 if command -v dnsmasq >/dev/null; then
   printf '%s web.bench.svc.cluster.local\n10.43.0.1 kubernetes.default.svc.cluster.local\n' "$vip" > "$work/hosts"
-  in_node dnsmasq --keep-in-foreground --no-resolv --no-hosts --addn-hosts="$work/hosts" \
+  # `ip netns exec` directly (it execs, so $! is dnsmasq's pid; through the
+  # in_node function it would be a subshell's, and cleanup missed dnsmasq).
+  ip netns exec "$node" dnsmasq --keep-in-foreground --no-resolv --no-hosts --addn-hosts="$work/hosts" \
     --listen-address=10.42.0.1 --bind-interfaces --port=5399 --local=/cluster.local/ \
     --cache-size=10000 --pid-file= --user=root 2>"$work/dnsmasq.log" & pids+=($!)
   until ip netns exec "$client" busybox nslookup -port=5399 web.bench.svc.cluster.local 10.42.0.1 >/dev/null 2>&1; do sleep 0.2; done
