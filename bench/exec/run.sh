@@ -251,6 +251,9 @@ forward() {
     sleep 0.1
   done
 }
+# CPU (user+system) a process has used so far, in ms (clock ticks of 10 ms).
+cpu_ms() { awk '{print ($14 + $15) * 10}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_lines=()
 ratio() { python3 -c "print(f'{$1 / max($2, 1):.2f}')"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 step "port-forward throughput"
@@ -262,8 +265,11 @@ echo "| direct to the pod IP | $direct | 1.00 | $(load) |"
 for mode in websocket spdy; do
   if [ $mode = spdy ]; then forward KUBECTL_PORT_FORWARD_WEBSOCKETS=false; else forward; fi
   if [ -n "$port" ]; then
+    k0=$(cpu_ms "$pfpid") s0=$(cpu_ms "$server")
     pf=$(st speed "http://127.0.0.1:$port/big" 5)
+    k1=$(cpu_ms "$pfpid") s1=$(cpu_ms "$server")
     echo "| kubectl port-forward ($mode) | $pf | $(ratio "$pf" "$direct") | $(load) |"
+    cpu_lines+=("| $mode: CPU over its transfers (warm-up + 5 x 64 MB) | kubectl $((k1 - k0)) ms, bosun server $((s1 - s0)) ms |")
   else
     echo "| kubectl port-forward ($mode) | failed: $(tail -1 "$work/pf.err") | | $(load) |"
   fi
@@ -271,6 +277,7 @@ for mode in websocket spdy; do
   wait "$pfpid" 2>/dev/null || true
   pfpid=
 done
+for l in "${cpu_lines[@]}"; do echo "$l"; done
 # The direct path again, after: the machine's load drifts during the run.
 direct2=$(st speed "http://$ip:8080/big" 5)
 echo "| direct to the pod IP (again) | $direct2 | $(ratio "$direct2" "$direct") | $(load) |"
