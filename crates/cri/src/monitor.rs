@@ -19,12 +19,11 @@ use std::sync::Arc;
 /// What the monitor needs to run one container.
 #[derive(Debug, Clone)]
 pub struct MonitorArgs {
-    pub bosun: PathBuf,
     pub oci_root: PathBuf,
     pub bundle: PathBuf,
     pub id: String,
     pub log_path: PathBuf,
-    /// Directory for `pid`, `exit.json` and the runtime's error log.
+    /// Directory for `pid` and `exit.json`.
     pub dir: PathBuf,
     /// Keep the container's stdin open for attach clients.
     pub stdin: bool,

@@ -71,9 +71,7 @@ pub fn run(root: &Path, args: Args) -> anyhow::Result<ExitCode> {
             stdin_once,
             tty,
         }) => {
-            let bosun = std::env::current_exe().context("find the bosun binary")?;
             let a = cri::monitor::MonitorArgs {
-                bosun,
                 oci_root,
                 bundle,
                 id,
