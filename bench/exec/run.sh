@@ -14,7 +14,9 @@
 #   - port-forward throughput: a 64 MB file from busybox httpd through
 #     `kubectl port-forward` (WebSocket-tunnelled SPDY, kubectl's default,
 #     and plain SPDY) against curl straight to the pod IP; median of 5
-#     downloads each (target >= 0.5 of direct).
+#     downloads each (target >= 0.5 of direct); and the client's ceiling:
+#     kubectl against pf_ideal.py, which answers the port-forward itself
+#     from memory (no kubelet, no pod, one TLS layer).
 # Every figure's line carries /proc/loadavg. Needs root, kubectl, curl,
 # python3, /usr/lib/cni; podman optional. Uses target/release/bosun (or
 # $BOSUN); builds it only when missing. Progress goes to stderr.
@@ -38,12 +40,14 @@ cg=/bosun-bench-exec-$tag
 peer=bosun-bench-exec-$tag
 server=
 pfpid=
+idealpid=
 PODMAN=(podman --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
   --cgroup-manager=cgroupfs --events-backend=file)
 step() { echo "[$(date +%T)] $*" >&2; }
 cleanup() {
   step "cleaning up"
   [ -n "$pfpid" ] && kill "$pfpid" 2>/dev/null || true
+  [ -n "$idealpid" ] && kill "$idealpid" 2>/dev/null || true
   timeout 60 "${PODMAN[@]}" rm -f -t 0 "$peer" >/dev/null 2>&1 || true
   if [ -n "$server" ]; then
     timeout 150 kubectl --kubeconfig "$work/kc" delete pods --all -n bench --timeout=120s >/dev/null 2>&1 || true
@@ -262,14 +266,37 @@ echo "| path | MB/s | vs direct | loadavg |"
 echo "|---|---|---|---|"
 direct=$(st speed "http://$ip:8080/big" 5)
 echo "| direct to the pod IP | $direct | 1.00 | $(load) |"
-for mode in websocket spdy; do
-  if [ $mode = spdy ]; then forward KUBECTL_PORT_FORWARD_WEBSOCKETS=false; else forward; fi
+# The client's ceiling: kubectl against pf_ideal.py, a TLS front for the API
+# server that answers the port-forward itself from memory (plain SPDY).
+ideal_kubeconfig() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=pf-ideal -keyout "$work/ideal.key" -out "$work/ideal.crt" 2>/dev/null
+  kubectl config view --raw -o json >"$work/kc.json"
+  python3 bench/exec/pf_ideal.py "$work/ideal.port" "$work/kc.json" "$work/ideal.crt" "$work/ideal.key" \
+    crates/streaming/src/spdy3_dictionary.bin 64 "${PF_IDEAL_FRAME_KB:-256}" 2>"$work/ideal.err" &
+  idealpid=$!
+  for _ in $(seq 100); do [ -s "$work/ideal.port" ] && break; sleep 0.1; done
+  cp "$work/kc" "$work/kc-ideal"
+  local cluster
+  cluster=$(kubectl config view -o jsonpath='{.clusters[0].name}')
+  kubectl --kubeconfig "$work/kc-ideal" config unset "clusters.$cluster.certificate-authority-data" >/dev/null
+  kubectl --kubeconfig "$work/kc-ideal" config set-cluster "$cluster" --insecure-skip-tls-verify=true \
+    --server "https://127.0.0.1:$(cat "$work/ideal.port")" >/dev/null
+}
+for mode in ${PF_MODES:-websocket spdy ideal}; do
+  case $mode in
+    websocket) forward ;;
+    spdy) forward KUBECTL_PORT_FORWARD_WEBSOCKETS=false ;;
+    ideal) ideal_kubeconfig; forward KUBECONFIG="$work/kc-ideal" KUBECTL_PORT_FORWARD_WEBSOCKETS=false ;;
+  esac
   if [ -n "$port" ]; then
-    k0=$(cpu_ms "$pfpid") s0=$(cpu_ms "$server")
+    srv=$server
+    [ $mode = ideal ] && srv=$idealpid
+    k0=$(cpu_ms "$pfpid") s0=$(cpu_ms "$srv")
     pf=$(st speed "http://127.0.0.1:$port/big" 5)
-    k1=$(cpu_ms "$pfpid") s1=$(cpu_ms "$server")
+    k1=$(cpu_ms "$pfpid") s1=$(cpu_ms "$srv")
     echo "| kubectl port-forward ($mode) | $pf | $(ratio "$pf" "$direct") | $(load) |"
-    cpu_lines+=("| $mode: CPU over its transfers (warm-up + 5 x 64 MB) | kubectl $((k1 - k0)) ms, bosun server $((s1 - s0)) ms |")
+    cpu_lines+=("| $mode: CPU over its transfers (warm-up + 5 x 64 MB) | kubectl $((k1 - k0)) ms, $([ $mode = ideal ] && echo pf_ideal.py || echo bosun server) $((s1 - s0)) ms |")
   else
     echo "| kubectl port-forward ($mode) | failed: $(tail -1 "$work/pf.err") | | $(load) |"
   fi
