@@ -47,8 +47,11 @@ pub(crate) enum Failure {
 /// Which failures a call may be retried after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Retry {
-    /// Reads, idempotent calls, and guarded writes that resolve a failed
-    /// guard after an ambiguous attempt: retry both kinds.
+    /// Reads and idempotent calls: retry both kinds; a call given up on
+    /// fails with etcd's own error.
+    Read,
+    /// Guarded writes that resolve a failed guard after an ambiguous
+    /// attempt: retry both kinds; given up on, [`MaybeApplied`].
     Ambiguous,
     /// Writes that could do harm if applied twice: retry only what was
     /// certainly not applied; an ambiguous failure is returned as
@@ -102,11 +105,11 @@ where
         let failure = classify(&e);
         let retryable = match failure {
             Failure::NotApplied => true,
-            Failure::Ambiguous => policy == Retry::Ambiguous,
+            Failure::Ambiguous => policy != Retry::OnlyUnapplied,
             Failure::Final => false,
         };
         if !retryable || attempt >= ATTEMPTS {
-            return Err(final_error(op, failure, e, maybe_applied));
+            return Err(final_error(op, policy, failure, e, maybe_applied));
         }
         tracing::debug!(op, attempt, ?failure, error = %e, "etcd request failed; retrying");
         if failure == Failure::Ambiguous {
@@ -122,17 +125,21 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = std::result::Result<T, etcd_client::Error>>,
 {
-    Ok(retry(op, Retry::Ambiguous, call).await?.value)
+    Ok(retry(op, Retry::Read, call).await?.value)
 }
 
-/// The error for a call that is given up: [`MaybeApplied`] when this or an
-/// earlier attempt failed ambiguously, etcd's own error otherwise.
+/// The error for a call that is given up: for a write, [`MaybeApplied`] when
+/// this or an earlier attempt failed ambiguously; etcd's own error otherwise.
 fn final_error(
     op: &'static str,
+    policy: Retry,
     failure: Failure,
     e: etcd_client::Error,
     earlier: Option<etcd_client::Error>,
 ) -> StoreError {
+    if policy == Retry::Read {
+        return StoreError::backend(op, e);
+    }
     let what = match (failure, earlier) {
         (Failure::Ambiguous, _) => {
             "the connection to etcd broke or timed out with the request in flight".to_string()

@@ -257,3 +257,12 @@ async fn final_failure_after_an_ambiguous_one_says_so() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn reads_give_up_with_etcds_own_error() {
+    let (result, calls) = flaky(vec![reset, compacted], Retry::Read).await;
+    assert_eq!(calls, 2);
+    let err = result.err().expect("the answer is returned");
+    assert!(err.to_string().contains("has been compacted"), "{err}");
+    assert!(!err.to_string().contains("may or may not"), "{err}");
+}
