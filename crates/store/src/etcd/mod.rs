@@ -1,19 +1,19 @@
 //! The distributed backend: an etcd v3 cluster through the `etcd-client` crate.
 //!
 //! Every key is stored under a configurable prefix (so several clusters or
-//! tests can share one etcd). Guarded writes are etcd transactions: create
-//! compares `create_revision == 0`, update and guarded delete compare
-//! `mod_revision == expected`, and the failure branch reads the key so the
-//! error can say whether it was absent or changed. Revisions are etcd's own.
+//! tests can share one etcd). Revisions are etcd's own. This module owns the
+//! connection, key mapping, reads and maintenance; guarded writes are in
+//! `write`, retries and failure classification in `retry`.
 
 mod list;
+mod retry;
 mod watch;
+mod write;
 
 use async_trait::async_trait;
-use etcd_client::{
-    Client, CompactionOptions, Compare, CompareOp, DeleteOptions, GetOptions, GetResponse,
-    PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
-};
+use etcd_client::{Client, CompactionOptions, GetOptions, GetResponse, Txn, TxnResponse};
+
+use retry::{Attempted, Retry};
 
 use crate::{KeyValue, ListOptions, ListResult, Result, Revision, Store, StoreError, WatchStream};
 
@@ -25,7 +25,7 @@ pub struct Etcd {
 }
 
 /// Wraps an etcd client error with the operation that failed.
-pub(crate) fn etcd_err(op: &'static str) -> impl FnOnce(etcd_client::Error) -> StoreError {
+fn etcd_err(op: &'static str) -> impl FnOnce(etcd_client::Error) -> StoreError {
     move |e| StoreError::backend(op, e)
 }
 
@@ -68,8 +68,14 @@ impl Etcd {
         })
     }
 
-    async fn txn(&self, txn: Txn, op: &'static str) -> Result<TxnResponse> {
-        retry(op, || {
+    /// Runs a guarded write's transaction, retrying the failures `policy` allows.
+    async fn txn(
+        &self,
+        txn: Txn,
+        op: &'static str,
+        policy: Retry,
+    ) -> Result<Attempted<TxnResponse>> {
+        retry::retry(op, policy, || {
             let (mut kv, txn) = (self.client.kv_client(), txn.clone());
             async move { kv.txn(txn).await }
         })
@@ -82,34 +88,11 @@ impl Etcd {
         opts: Option<GetOptions>,
         op: &'static str,
     ) -> Result<GetResponse> {
-        retry(op, || {
+        retry::read(op, || {
             let (mut kv, key, opts) = (self.client.kv_client(), key.clone(), opts.clone());
             async move { kv.get(key, opts).await }
         })
         .await
-    }
-
-    /// The error for a failed guarded write, from the failure branch's read.
-    fn guard_failure(
-        &self,
-        key: &str,
-        resp: &TxnResponse,
-        expected: Option<Revision>,
-    ) -> StoreError {
-        let current = first_get(resp).and_then(|kvs| kvs.first().map(|kv| kv.mod_revision()));
-        match (current, expected) {
-            (None, _) => StoreError::NotFound {
-                key: key.to_string(),
-            },
-            (Some(actual), Some(expected)) => StoreError::Conflict {
-                key: key.to_string(),
-                expected,
-                actual,
-            },
-            (Some(_), None) => StoreError::AlreadyExists {
-                key: key.to_string(),
-            },
-        }
     }
 
     /// Defragments one member (etcd defragments only the member asked).
@@ -123,55 +106,6 @@ impl Etcd {
             .map_err(etcd_err("defragment etcd member"))?;
         Ok(())
     }
-}
-
-/// Runs `call` again when etcd certainly did not act on it: the connection to
-/// a member could not be made (a member is down and the client picked it), or
-/// the member had no leader (an election is under way). Other errors, which
-/// may hide an applied write, are returned as they are.
-pub(crate) async fn retry<T, F, Fut>(op: &'static str, mut call: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
-{
-    const ATTEMPTS: u32 = 20;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match call().await {
-            Ok(v) => return Ok(v),
-            Err(e) if attempt < ATTEMPTS && never_applied(&e) => {
-                tracing::debug!(op, attempt, error = %e, "etcd request not applied; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
-            }
-            Err(e) => return Err(StoreError::backend(op, e)),
-        }
-    }
-}
-
-fn never_applied(e: &etcd_client::Error) -> bool {
-    match e {
-        etcd_client::Error::TransportError(_) => true,
-        etcd_client::Error::GRpcStatus(s) => {
-            let msg = s.message();
-            s.code() == tonic::Code::Unavailable
-                && (msg.contains("connect") || msg.contains("no leader"))
-        }
-        _ => false,
-    }
-}
-
-fn first_get(resp: &TxnResponse) -> Option<Vec<etcd_client::KeyValue>> {
-    resp.op_responses().into_iter().find_map(|r| match r {
-        TxnOpResponse::Get(mut g) => Some(g.take_kvs()),
-        _ => None,
-    })
-}
-
-fn header_revision(resp: &TxnResponse) -> Result<Revision> {
-    resp.header()
-        .map(|h| h.revision())
-        .ok_or_else(|| StoreError::backend("etcd txn", "response without a header"))
 }
 
 /// The exclusive end of the range holding every key that starts with `prefix`.
@@ -207,90 +141,15 @@ impl Store for Etcd {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue> {
-        let k = self.full(key);
-        let txn = Txn::new()
-            .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(k.clone(), value.clone(), None)])
-            .or_else([TxnOp::get(k, None)]);
-        let resp = self.txn(txn, "create").await?;
-        if !resp.succeeded() {
-            return Err(self.guard_failure(key, &resp, None));
-        }
-        let rev = header_revision(&resp)?;
-        Ok(KeyValue {
-            key: key.to_string(),
-            value,
-            create_revision: rev,
-            mod_revision: rev,
-        })
+        self.create_kv(key, value).await
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, expected: Revision) -> Result<KeyValue> {
-        let k = self.full(key);
-        let txn = Txn::new()
-            .when([
-                Compare::create_revision(k.clone(), CompareOp::Greater, 0),
-                Compare::mod_revision(k.clone(), CompareOp::Equal, expected),
-            ])
-            .and_then([TxnOp::put(
-                k.clone(),
-                value.clone(),
-                Some(PutOptions::new().with_prev_key()),
-            )])
-            .or_else([TxnOp::get(k, None)]);
-        let resp = self.txn(txn, "update").await?;
-        if !resp.succeeded() {
-            return Err(self.guard_failure(key, &resp, Some(expected)));
-        }
-        let rev = header_revision(&resp)?;
-        let create_revision = resp
-            .op_responses()
-            .into_iter()
-            .find_map(|r| match r {
-                TxnOpResponse::Put(p) => p.prev_key().map(|kv| kv.create_revision()),
-                _ => None,
-            })
-            .ok_or_else(|| StoreError::backend("update", "etcd returned no previous value"))?;
-        Ok(KeyValue {
-            key: key.to_string(),
-            value,
-            create_revision,
-            mod_revision: rev,
-        })
+        self.update_kv(key, value, expected).await
     }
 
     async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<KeyValue> {
-        let k = self.full(key);
-        let guard = match expected {
-            Some(rev) => Compare::mod_revision(k.clone(), CompareOp::Equal, rev),
-            None => Compare::create_revision(k.clone(), CompareOp::Greater, 0),
-        };
-        let txn = Txn::new()
-            .when([
-                Compare::create_revision(k.clone(), CompareOp::Greater, 0),
-                guard,
-            ])
-            .and_then([TxnOp::delete(
-                k.clone(),
-                Some(DeleteOptions::new().with_prev_key()),
-            )])
-            .or_else([TxnOp::get(k, None)]);
-        let resp = self.txn(txn, "delete").await?;
-        if !resp.succeeded() {
-            return Err(self.guard_failure(key, &resp, Some(expected.unwrap_or(0))));
-        }
-        let rev = header_revision(&resp)?;
-        let prev = resp
-            .op_responses()
-            .into_iter()
-            .find_map(|r| match r {
-                TxnOpResponse::Delete(d) => d.prev_kvs().first().cloned(),
-                _ => None,
-            })
-            .ok_or_else(|| StoreError::backend("delete", "etcd returned no previous value"))?;
-        let mut kv = self.kv(&prev)?;
-        kv.mod_revision = rev;
-        Ok(kv)
+        self.delete_kv(key, expected).await
     }
 
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream> {
@@ -315,7 +174,8 @@ impl Store for Etcd {
     async fn compact(&self, revision: Revision) -> Result<()> {
         // Physical: return once the old revisions are really gone, so a
         // defragment that follows (maintain) can give their space back.
-        let result = retry("compact", || {
+        // Idempotent: a retry of an applied compaction reports "compacted".
+        let result = retry::read("compact", || {
             let mut kv = self.client.kv_client();
             let opts = CompactionOptions::new().with_physical();
             async move { kv.compact(revision, Some(opts)).await }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use etcd_client::{Client, EventType, WatchOptions, WatchResponse};
 
-use super::{etcd_err, range_end};
+use super::range_end;
 use crate::{EventKind, KeyValue, Result, Revision, StoreError, WatchEvent, WatchStream};
 
 struct State {
@@ -31,9 +31,20 @@ pub(crate) async fn watch(
         .with_range(range_end(&start))
         .with_prev_key()
         .with_start_revision(after + 1);
-    let stream = super::retry("start etcd watch", || {
+    // Opening a watch has no side effects: retry it (and the wait for its
+    // first response, which confirms creation or reports compaction) after
+    // any transport failure.
+    let (stream, first) = super::retry::read("start etcd watch", || {
         let (mut watch, start, opts) = (client.watch_client(), start.clone(), opts.clone());
-        async move { watch.watch(start, Some(opts)).await }
+        async move {
+            let mut stream = watch.watch(start, Some(opts)).await?;
+            match stream.message().await? {
+                Some(first) => Ok((stream, first)),
+                None => Err(etcd_client::Error::WatchError(
+                    "etcd closed the watch".to_string(),
+                )),
+            }
+        }
     })
     .await?;
     let mut state = State {
@@ -43,21 +54,7 @@ pub(crate) async fn watch(
         buffered: VecDeque::new(),
         done: false,
     };
-    // The first response confirms creation (or reports compaction).
-    match state
-        .stream
-        .message()
-        .await
-        .map_err(etcd_err("start etcd watch"))?
-    {
-        Some(resp) => state.absorb(resp)?,
-        None => {
-            return Err(StoreError::backend(
-                "start etcd watch",
-                "etcd closed the watch",
-            ))
-        }
-    }
+    state.absorb(first)?;
     Ok(Box::pin(futures::stream::unfold(
         state,
         |mut state| async move {

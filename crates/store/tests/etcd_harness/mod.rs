@@ -1,5 +1,8 @@
 //! Starts real etcd members (Debian's etcd-server) on loopback with
 //! ephemeral ports and scratch data dirs; each is SIGKILLed when its guard drops.
+//! `proxy` puts a connection-resetting proxy in front of one.
+
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -123,11 +126,20 @@ fn start_member(name: &str, peer: u16, client: u16, initial: &str, token: &str) 
 
 /// Connects a store under a fresh prefix once the cluster answers.
 pub async fn connect(urls: &[String]) -> Etcd {
-    let prefix = format!("/{}", testkit::unique_name());
+    connect_under(urls, &unique_prefix()).await
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("/{}", testkit::unique_name())
+}
+
+/// Connects a store under `prefix` once the cluster answers.
+pub async fn connect_under(urls: &[String], prefix: &str) -> Etcd {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let attempt = async {
-            let store = Etcd::connect(urls, &prefix).await?;
+            let store = Etcd::connect(urls, prefix).await?;
             store.current_revision().await?;
             Ok::<_, store::StoreError>(store)
         };
