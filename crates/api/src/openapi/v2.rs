@@ -7,12 +7,12 @@
 //! and parse every definition (dangling `$ref`s or multi-typed schemas
 //! make it fail).
 //!
-//! Definitions carry no `x-kubernetes-group-version-kind`: that extension
-//! is how kubectl 1.27/1.28 `apply` picks a schema to compute a strategic
-//! merge patch from, and these schemas (from k8s-openapi) lack the
-//! `x-kubernetes-patch-merge-key` metadata, so kubectl would replace whole
-//! lists. Without it kubectl uses its compiled-in types, as the v3
-//! document arranges by leaving strategic merge patch out of PATCH bodies.
+//! PATCH operations list the same `consumes` as the v3 request bodies,
+//! without strategic merge patch: kubectl 1.27/1.28 `apply` computes a
+//! strategic merge patch from these schemas (found through the definitions'
+//! `x-kubernetes-group-version-kind`) only when PATCH consumes it, and these
+//! schemas (from k8s-openapi) have no `x-kubernetes-patch-merge-key`s, so
+//! kubectl must use its compiled-in types instead.
 
 use serde_json::{json, Map, Value};
 
@@ -31,11 +31,7 @@ pub fn v2_document(resources: &[ResourceDescriptor]) -> Value {
         }
         if let Some(schemas) = v3.pointer("/components/schemas").and_then(Value::as_object) {
             for (name, schema) in schemas {
-                let mut s = schema_v2(schema);
-                if let Value::Object(m) = &mut s {
-                    m.remove("x-kubernetes-group-version-kind");
-                }
-                definitions.insert(name.clone(), s);
+                definitions.insert(name.clone(), schema_v2(schema));
             }
         }
     }
