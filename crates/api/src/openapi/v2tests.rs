@@ -6,7 +6,7 @@ use prost::Message;
 use serde_json::Value;
 
 use super::tests::table;
-use super::v2proto::{Document, Operation, Schema};
+use super::v2proto::{Document, NamedAny, Operation, Schema};
 use super::*;
 
 fn decoded() -> Document {
@@ -21,6 +21,16 @@ fn patch_of<'a>(doc: &'a Document, path: &str) -> &'a Operation {
         .and_then(|n| n.value.as_ref())
         .and_then(|item| item.patch.as_ref())
         .unwrap_or_else(|| panic!("no PATCH operation at {path}"))
+}
+
+/// The `x-kubernetes-group-version-kind` extension's value (YAML = JSON here).
+fn gvk_of(extensions: &[NamedAny]) -> Value {
+    let any = extensions
+        .iter()
+        .find(|e| e.name == "x-kubernetes-group-version-kind")
+        .and_then(|e| e.value.as_ref())
+        .expect("the GVK extension");
+    serde_json::from_str(&any.yaml).expect("JSON text")
 }
 
 /// The query parameter names of an operation, as kubectl's verifier reads them.
@@ -41,15 +51,8 @@ fn patch_operations_advertise_field_validation_with_their_gvk() {
         &doc,
         "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
     );
-    let gvk = op
-        .vendor_extension
-        .iter()
-        .find(|e| e.name == "x-kubernetes-group-version-kind")
-        .and_then(|e| e.value.as_ref())
-        .expect("the GVK extension");
-    let gvk: Value = serde_json::from_str(&gvk.yaml).unwrap();
     assert_eq!(
-        gvk,
+        gvk_of(&op.vendor_extension),
         serde_json::json!({"group": "apps", "version": "v1", "kind": "Deployment"})
     );
     assert!(query_names(op).contains(&"fieldValidation".to_string()));
@@ -154,14 +157,10 @@ fn every_definition_parses_and_kinds_carry_their_gvk() {
         .find(|d| d.name == "io.k8s.api.apps.v1.Deployment")
         .and_then(|d| d.value.as_ref())
         .expect("the Deployment schema");
-    let gvk = deployment
-        .vendor_extension
-        .iter()
-        .find(|e| e.name == "x-kubernetes-group-version-kind")
-        .and_then(|e| e.value.as_ref())
-        .expect("the Deployment GVK");
-    let gvk: Value = serde_json::from_str(&gvk.yaml).unwrap();
-    assert_eq!(gvk[0]["kind"], "Deployment");
+    assert_eq!(
+        gvk_of(&deployment.vendor_extension)[0]["kind"],
+        "Deployment"
+    );
 }
 
 #[test]
