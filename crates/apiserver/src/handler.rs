@@ -207,6 +207,7 @@ impl Handler {
             "/api/v1" => discovery::resource_list("", "v1")
                 .map(|v| body::json(200, &v))
                 .ok_or_else(ApiError::no_route),
+            "/openapi/v2" => self.openapi.v2(req),
             "/openapi/v3" => Ok(self.openapi.index()),
             p if p.starts_with("/openapi/v3/") => {
                 self.openapi.document(&p["/openapi/v3/".len()..], req)

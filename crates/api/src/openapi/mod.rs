@@ -4,14 +4,22 @@
 //! `kubectl explain`). Output is deterministic; [`hash`] gives the ETag.
 //! [`OpenApiV3`] builds everything once so a server can cache the bytes.
 //! [`check_object`] finds unknown fields and wrongly typed values for
-//! `fieldValidation=Strict`.
+//! `fieldValidation=Strict`. [`OpenApiV2`] holds the Swagger 2.0 document
+//! (JSON and gnostic protobuf) derived from the same documents, which
+//! kubectl 1.27/1.28 need.
 
 mod paths;
 mod schemas;
 #[cfg(test)]
 mod tests;
+mod v2;
+mod v2encode;
+mod v2proto;
+#[cfg(test)]
+mod v2tests;
 mod validate;
 
+pub use v2::v2_document;
 pub use validate::{check_object, FieldIssue};
 
 use std::collections::BTreeMap;
@@ -142,5 +150,37 @@ impl OpenApiV3 {
         self.documents
             .get(path.trim_matches('/'))
             .map(|(d, h)| (d.as_slice(), h.as_str()))
+    }
+}
+
+/// The `/openapi/v2` document of a resource table, serialized once as
+/// JSON and as protobuf, each with its content hash (for the ETag).
+#[derive(Debug, Clone)]
+pub struct OpenApiV2 {
+    json: (Vec<u8>, String),
+    protobuf: (Vec<u8>, String),
+}
+
+impl OpenApiV2 {
+    /// Builds the document and both encodings.
+    pub fn build(resources: &[ResourceDescriptor]) -> Self {
+        let doc = v2_document(resources);
+        let json = serde_json::to_vec(&doc).unwrap_or_default();
+        let protobuf = v2encode::encode(&doc);
+        let (json_hash, protobuf_hash) = (hash_bytes(&json), hash_bytes(&protobuf));
+        Self {
+            json: (json, json_hash),
+            protobuf: (protobuf, protobuf_hash),
+        }
+    }
+
+    /// The JSON body and its hash.
+    pub fn json(&self) -> (&[u8], &str) {
+        (&self.json.0, &self.json.1)
+    }
+
+    /// The protobuf body (gnostic `openapi.v2.Document`) and its hash.
+    pub fn protobuf(&self) -> (&[u8], &str) {
+        (&self.protobuf.0, &self.protobuf.1)
     }
 }
