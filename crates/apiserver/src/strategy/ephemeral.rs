@@ -186,15 +186,19 @@ mod tests {
 
     #[test]
     fn accepts_a_plain_debug_container() {
-        let p = pod(json!([{"name": "dbg", "image": "busybox", "targetContainerName": "app",
-                            "stdin": true, "tty": true}]));
+        let p = pod(
+            json!([{"name": "dbg", "image": "busybox", "targetContainerName": "app",
+                            "stdin": true, "tty": true}]),
+        );
         assert_eq!(validate(&p, Some(&pod(json!([])))), vec![]);
     }
 
     #[test]
     fn names_are_unique_across_all_containers() {
-        let p = pod(json!([{"name": "app", "image": "b"}, {"name": "init", "image": "b"},
-                           {"name": "x", "image": "b"}, {"name": "x", "image": "b"}]));
+        let p = pod(
+            json!([{"name": "app", "image": "b"}, {"name": "init", "image": "b"},
+                           {"name": "x", "image": "b"}, {"name": "x", "image": "b"}]),
+        );
         let c = validate(&p, None);
         assert_eq!(
             fields(&c),
@@ -222,10 +226,12 @@ mod tests {
     #[test]
     fn ports_probes_lifecycle_resources_are_forbidden() {
         let c = validate(
-            &pod(json!([{"name": "d", "image": "b", "ports": [{"containerPort": 80}],
+            &pod(
+                json!([{"name": "d", "image": "b", "ports": [{"containerPort": 80}],
                 "readinessProbe": {"exec": {"command": ["true"]}},
                 "lifecycle": {"preStop": {"exec": {"command": ["true"]}}},
-                "resources": {"limits": {"cpu": "1"}}}])),
+                "resources": {"limits": {"cpu": "1"}}}]),
+            ),
             None,
         );
         assert_eq!(
@@ -248,7 +254,10 @@ mod tests {
             &pod(json!([{"name": "d", "image": "b", "targetContainerName": "nope"}])),
             None,
         );
-        assert_eq!(c[0].field, "spec.ephemeralContainers[0].targetContainerName");
+        assert_eq!(
+            c[0].field,
+            "spec.ephemeralContainers[0].targetContainerName"
+        );
         assert_eq!(c[0].reason, "FieldValueNotFound");
     }
 
