@@ -2,7 +2,7 @@
 //! as upstream's ephemeralcontainers strategy: a write through the
 //! subresource changes only `spec.ephemeralContainers`; each ephemeral
 //! container needs a unique name and an image, may not carry ports, probes,
-//! lifecycle hooks, resources or a restart policy, may only target an
+//! lifecycle hooks, resources, a restart policy or subPath mounts, may only target an
 //! existing (init) container, and once added is never removed or changed.
 
 use crate::status::Cause;
@@ -96,6 +96,17 @@ fn one(c: &Value, path: &str, targets: &HashSet<&str>, names: &mut HashSet<Strin
                 format!("{path}.{f}"),
                 "cannot be set for an Ephemeral Container",
             ));
+        }
+    }
+    let mounts = c.get("volumeMounts").and_then(Value::as_array);
+    for (j, m) in mounts.into_iter().flatten().enumerate() {
+        for f in ["subPath", "subPathExpr"] {
+            if is_set(m.get(f)) {
+                causes.push(Cause::forbidden(
+                    format!("{path}.volumeMounts[{j}].{f}"),
+                    "cannot be set for an Ephemeral Container",
+                ));
+            }
         }
     }
     if let Some(t) = c.get("targetContainerName").and_then(Value::as_str) {
@@ -242,6 +253,12 @@ mod tests {
                 "spec.ephemeralContainers[0].lifecycle",
                 "spec.ephemeralContainers[0].resources"
             ]
+        );
+        let sub = pod(json!([{"name": "d", "image": "b",
+            "volumeMounts": [{"name": "v", "mountPath": "/v", "subPath": "x"}]}]));
+        assert_eq!(
+            fields(&validate(&sub, None)),
+            ["spec.ephemeralContainers[0].volumeMounts[0].subPath"]
         );
         // An empty resources object (a client's default) is not "set".
         let ok = pod(json!([{"name": "d", "image": "b", "resources": {}}]));
