@@ -4,7 +4,7 @@
 //! pod's sandbox, in the target container's PID namespace (`ps` in it shows
 //! the target's `httpd`), reports it in `ephemeralContainerStatuses`, and
 //! `kubectl exec/logs -c` find it. `kubectl debug -i` attaches to a shell
-//! fed from stdin. The subresource itself: discovery, GET, a PATCH naming an
+//! fed from stdin, `debug -it` to one on a pty. The subresource itself: discovery, GET, a PATCH naming an
 //! existing container (422 naming the field), a JSON patch removing one
 //! (422), and a PUT that also changes the pod (only ephemeral containers
 //! change).
@@ -143,6 +143,29 @@ fn debug_interactive(node: &Node) {
     });
     assert_eq!(st["state"]["terminated"]["exitCode"], 0, "{st}");
     assert_eq!(st["restartCount"], 0, "{st}");
+    // With a terminal: `debug -it` gives a shell on a pty; `exit` ends kubectl.
+    let args = [
+        "debug",
+        "-it",
+        "-n",
+        NS,
+        "web",
+        "--image=busybox:latest",
+        "--image-pull-policy=Never",
+        "-c",
+        "dbg-tty",
+        "--",
+        "sh",
+    ];
+    let steps = [
+        "send:\\n",
+        "send:tty; echo on-tty-$((40+2))\\n",
+        "expect:/dev/pts/\\d+\\s+on-tty-42",
+        "send:exit\\n",
+    ];
+    if let Some(out) = node.on_pty(&steps, &args) {
+        assert!(out.contains("\nEXIT 0"), "debug -it did not end: {out}");
+    }
 }
 
 /// curl to the API server with the admin token: (code, body as JSON).
@@ -195,7 +218,7 @@ fn subresource_api(node: &Node) {
     assert_eq!(st["reason"], "Invalid", "{st}");
     assert_eq!(
         cause_fields(&st),
-        ["spec.ephemeralContainers[2].name"],
+        ["spec.ephemeralContainers[3].name"],
         "{st}"
     );
 
@@ -227,7 +250,7 @@ fn subresource_api(node: &Node) {
         .flatten()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(names, ["dbg", "dbg2", "dbg3"]);
+    assert_eq!(names, ["dbg", "dbg2", "dbg-tty", "dbg3"]);
     node.wait("dbg3 running", Duration::from_secs(180), || {
         ephemeral_status(node, "dbg3").filter(|s| s["state"].get("running").is_some())
     });
