@@ -4,7 +4,8 @@
 //! pod's sandbox, in the target container's PID namespace (`ps` in it shows
 //! the target's `httpd`), reports it in `ephemeralContainerStatuses`, and
 //! `kubectl exec/logs -c` find it. `kubectl debug -i` attaches to a shell
-//! fed from stdin, `debug -it` to one on a pty. The subresource itself: discovery, GET, a PATCH naming an
+//! fed from stdin, `debug -it` to one on a pty. A terminal pod's ephemeral
+//! containers are not started. The subresource itself: discovery, GET, a PATCH naming an
 //! existing container (422 naming the field), a JSON patch removing one
 //! (422), and a PUT that also changes the pod (only ephemeral containers
 //! change).
@@ -32,6 +33,20 @@ spec:
     command: ["httpd", "-f", "-p", "8080"]
 "#;
 
+const DONE_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: done, namespace: bosun-test-debug}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: done
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["true"]
+"#;
+
 const SUB: &str = "/api/v1/namespaces/bosun-test-debug/pods/web/ephemeralcontainers";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,13 +57,50 @@ async fn kubectl_debug_runs_ephemeral_containers() {
     let node = Node::start();
     node.ok(&["create", "ns", NS]);
     node.apply(WEB_POD);
+    node.apply(DONE_POD);
     node.wait("pod web running", Duration::from_secs(300), || {
         let p = node.pod(NS, "web")?;
         (p["status"]["phase"] == "Running").then_some(())
     });
     debug_with_target(&node);
     debug_interactive(&node);
+    node.wait("pod done Succeeded", Duration::from_secs(300), || {
+        let p = node.pod(NS, "done")?;
+        (p["status"]["phase"] == "Succeeded").then_some(())
+    });
+    let late = r#"{"spec":{"ephemeralContainers":[{"name":"late","image":"busybox:latest","imagePullPolicy":"Never","command":["sleep","3600"]}]}}"#;
+    let (code, st) = call(
+        &node,
+        "PATCH",
+        "application/strategic-merge-patch+json",
+        late,
+        "/api/v1/namespaces/bosun-test-debug/pods/done/ephemeralcontainers",
+    );
+    assert_eq!(code, 200, "{st}");
     subresource_api(&node);
+    // By now (dbg3, added later, runs) the kubelet saw `late`: a terminal
+    // pod's ephemeral containers are never started.
+    let mut rt = node.cri().await;
+    let all = rt
+        .list_containers(cri::proto::ListContainersRequest { filter: None })
+        .await
+        .expect("list containers")
+        .into_inner()
+        .containers;
+    let late_ones: Vec<_> = all
+        .iter()
+        .filter(|c| {
+            c.labels.get("io.kubernetes.pod.name").map(String::as_str) == Some("done")
+                && c.labels
+                    .get("io.kubernetes.container.name")
+                    .map(String::as_str)
+                    == Some("late")
+        })
+        .collect();
+    assert!(
+        late_ones.is_empty(),
+        "started in a terminal pod: {late_ones:?}"
+    );
     node.delete_ns(NS);
     let left = node.leftovers().await;
     assert!(left.is_empty(), "left on the host: {left:#?}");
