@@ -187,6 +187,7 @@ pub static RESOURCES: &[Resource] = &[
         &[
             sub("attach", "", "v1", "PodAttachOptions", GET_CREATE),
             sub("binding", "", "v1", "Binding", CREATE),
+            sub("ephemeralcontainers", "", "v1", "Pod", GPU),
             sub("eviction", "policy", "v1", "Eviction", CREATE),
             sub("exec", "", "v1", "PodExecOptions", GET_CREATE),
             sub("log", "", "v1", "Pod", GET),

@@ -60,6 +60,7 @@ impl Server {
         } else {
             format!("{}/{id}", sandbox.cgroup_parent.trim_end_matches('/'))
         };
+        let target = self.target_pid_ns(&cfg, &sandbox.id).await;
         let built = crate::spec::build(
             &cfg,
             &img.runtime_defaults(),
@@ -67,12 +68,15 @@ impl Server {
             &rootfs,
             &cgroups_path,
         );
-        let built = match built {
-            Ok(spec) => {
+        let built = match (built, target) {
+            (Ok(mut spec), Ok(target)) => {
+                if let Some(path) = target {
+                    crate::target::join_pid(&mut spec, &path);
+                }
                 let dir = dir.clone();
                 Self::blocking(move || write_bundle(&dir, &spec)).await
             }
-            Err(e) => Err(e),
+            (Err(e), _) | (_, Err(e)) => Err(e),
         };
         if let Err(e) = built {
             let _ = self.images.store.remove_snapshot(&id);

@@ -25,6 +25,7 @@ mod spec;
 mod stats;
 mod store;
 mod streaming;
+mod target;
 
 pub use error::{Error, Result};
 pub use images::Images;

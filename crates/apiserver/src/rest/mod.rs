@@ -4,6 +4,7 @@
 
 pub mod admit;
 mod delete;
+mod parts;
 mod patch;
 mod read;
 mod sub;

@@ -1,4 +1,5 @@
-//! Subresources: status (spec and status kept apart), scale (an
+//! Subresources: status (spec and status kept apart), ephemeralcontainers
+//! (only `spec.ephemeralContainers`, see [`crate::strategy::ephemeral`]), scale (an
 //! autoscaling/v1 Scale view of a workload), pod binding and eviction,
 //! namespace finalize, and the kubelet streaming endpoints (log, exec,
 //! attach, portforward) which answer a clear error until a kubelet exists.
@@ -27,6 +28,13 @@ impl Api {
             ("status", &Method::GET) => self.get(req).await,
             ("status", &Method::PUT) => self.update(req, Some(Part::Status)).await,
             ("status", &Method::PATCH) => self.patch(req, Some(Part::Status)).await,
+            ("ephemeralcontainers", &Method::GET) => self.get(req).await,
+            ("ephemeralcontainers", &Method::PUT) => {
+                self.update(req, Some(Part::EphemeralContainers)).await
+            }
+            ("ephemeralcontainers", &Method::PATCH) => {
+                self.patch(req, Some(Part::EphemeralContainers)).await
+            }
             ("scale", _) => self.scale(method, req).await,
             ("binding", &Method::POST) => {
                 let b = decode_body(req.content_type, &req.body)?;

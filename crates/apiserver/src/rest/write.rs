@@ -27,6 +27,8 @@ pub(super) enum Part {
     /// The main resource: everything but status (when there is a status subresource).
     Main,
     Status,
+    /// `pods/ephemeralcontainers`: only `spec.ephemeralContainers`.
+    EphemeralContainers,
 }
 
 /// Whether an update removed the last finalizer of an object being deleted
@@ -277,28 +279,8 @@ impl Api {
             )));
         }
         check_fields(req, s, &new)?;
-        let mut new = normalize(s, new)?;
-        if part == Part::Status {
-            let status = new.get("status").cloned();
-            new = old.clone();
-            match status {
-                Some(st) => new["status"] = st,
-                None => {
-                    if let Some(m) = new.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        } else if s.resource.has_status() {
-            match old.get("status") {
-                Some(st) => new["status"] = st.clone(),
-                None => {
-                    if let Some(m) = new.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        }
+        let new = normalize(s, new)?;
+        let mut new = super::parts::select(s, part, &old, new);
         for f in [
             "name",
             "namespace",
@@ -323,7 +305,7 @@ impl Api {
             meta::set(&mut new, "generation", json!(g + 1));
         }
         let mut causes = meta::validate_labels(&new);
-        causes.extend((s.validate)(&new, Some(&old)));
+        causes.extend(super::parts::validate(s, part, &new, &old));
         invalid(s, name, causes)?;
         self.admit_update(req, &mut new, &old)?;
         let new = req.track(Some(&old), new);

@@ -61,6 +61,12 @@ pub fn pod_spec(s: &mut PodSpec) {
     for c in s.init_containers.iter_mut().flatten() {
         container(c);
     }
+    for c in s.ephemeral_containers.iter_mut().flatten() {
+        let image = c.image.clone().unwrap_or_default();
+        str(&mut c.image_pull_policy, pull_policy(&image));
+        str(&mut c.termination_message_path, "/dev/termination-log");
+        str(&mut c.termination_message_policy, "File");
+    }
 }
 
 /// A created Pod also gets a service account and priority (the

@@ -5,6 +5,7 @@
 //! changes bump `metadata.generation`. Adding a resource is adding an entry.
 
 mod defaults;
+pub mod ephemeral;
 mod validate;
 
 use crate::registry::{self, Resource};

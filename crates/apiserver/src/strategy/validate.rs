@@ -67,6 +67,7 @@ pub fn pod(new: &Value, old: Option<&Value>) -> Vec<Cause> {
         Some(spec) => pod_spec(spec, "spec", RESTART_ANY, &mut causes),
         None => causes.push(Cause::required("spec")),
     }
+    causes.extend(super::ephemeral::through_pod(new, old));
     if let Some(old) = old {
         let strip = |v: &Value| {
             let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
@@ -81,6 +82,7 @@ pub fn pod(new: &Value, old: Option<&Value>) -> Vec<Cause> {
                 "activeDeadlineSeconds",
                 "tolerations",
                 "terminationGracePeriodSeconds",
+                "ephemeralContainers",
             ] {
                 if let Some(m) = spec.as_object_mut() {
                     m.remove(f);

@@ -115,6 +115,7 @@ impl Worker {
             mounts,
             image_uid,
         })?;
+        super::ephemeral::set_target(&self.pod, &self.observed, &c.name, &mut config)?;
         self.add_devices(c, &mut config).await?;
         let dns = sandbox::dns_config(&self.pod, None, &self.ctx.config.cluster_domain);
         let sandbox_config = sandbox::config(
@@ -247,6 +248,7 @@ impl Worker {
             .flatten()
             .chain(spec.containers.iter())
             .cloned()
+            .chain(super::ephemeral::containers(&self.pod))
             .collect();
         let mut work = Vec::new();
         for c in &all {

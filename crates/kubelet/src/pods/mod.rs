@@ -5,6 +5,7 @@
 mod container;
 mod devices;
 pub mod env;
+mod ephemeral;
 mod hooks;
 mod lifecycle;
 pub mod plugins;

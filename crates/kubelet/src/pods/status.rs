@@ -1,7 +1,7 @@
 //! The pod's status as the kubelet reports it through the status
 //! subresource: phase, conditions, container and init container statuses
 //! (state, lastState, restartCount, image, imageID, containerID, started,
-//! ready), pod and host IPs, QoS class and start time.
+//! ready), ephemeral container statuses, pod and host IPs, QoS class and start time.
 
 use super::plugins::PodPlugins;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -249,6 +249,17 @@ impl Inputs<'_> {
         });
         if !inits.is_empty() {
             status["initContainerStatuses"] = json!(inits);
+        }
+        let ephemeral: Vec<Value> = super::ephemeral::containers(self.pod)
+            .iter()
+            .map(|c| {
+                let mut s = self.container(c, "ContainerCreating");
+                s["ready"] = json!(false);
+                s
+            })
+            .collect();
+        if !ephemeral.is_empty() {
+            status["ephemeralContainerStatuses"] = json!(ephemeral);
         }
         if !self.pod_ip.is_empty() {
             status["podIP"] = json!(self.pod_ip);

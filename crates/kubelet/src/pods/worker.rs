@@ -185,6 +185,7 @@ impl Worker {
         for c in &containers {
             self.sync_container(&sid, c).await;
         }
+        self.sync_ephemeral(&sid).await;
         if std::mem::take(&mut self.started_any) {
             // This pass's status shows what it started (one status write, not two).
             self.observe(&sid).await?;
