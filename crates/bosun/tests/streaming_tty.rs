@@ -63,9 +63,11 @@ fn restarts(node: &Node) -> i64 {
 /// detaching left it running) and ends it with `exit`, which ends kubectl.
 fn attach_resize_and_detach(node: &Node) {
     let args = ["attach", "-it", "-n", NS, "term"];
+    // kubectl attach sends a size one larger, then the real one, to force a
+    // redraw; its stdin races those two resizes, so let them land first.
     let first = [
         "send:\\n",
-        "send:stty size\\n",
+        "send:sleep 1; stty size\\n",
         "expect:\\n24 80",
         "resize:33x111",
         "send:stty size\\n",
