@@ -162,6 +162,18 @@ impl Server {
     }
 }
 
+/// The server's log: in the scratch dir, or under `$BOSUN_TEST_LOG_DIR` (kept
+/// after the test, for chasing a flake; `BOSUN_TEST_LOG` sets a node's filter).
+fn log_path(dir: &tempfile::TempDir) -> PathBuf {
+    match std::env::var_os("BOSUN_TEST_LOG_DIR") {
+        Some(keep) => {
+            let name = dir.path().file_name().unwrap_or_default();
+            Path::new(&keep).join(name).with_extension("log")
+        }
+        None => dir.path().join("server.log"),
+    }
+}
+
 /// Spawns `bosun server` on an ephemeral loopback port, logging to the scratch dir.
 fn spawn(
     dir: &tempfile::TempDir,
@@ -174,7 +186,7 @@ fn spawn(
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(dir.path().join("server.log"))
+        .open(log_path(dir))
         .expect("open the server log");
     let mut cmd = match (full, netns) {
         // A node needs the host's mounts (cgroupfs): `ip netns exec` would
@@ -193,7 +205,10 @@ fn spawn(
         // monitors, so a test can tell this node's leftovers from others'.
         cmd.arg("--root")
             .arg(dir.path().join("root"))
-            .env("BOSUN_LOG", "info")
+            .env(
+                "BOSUN_LOG",
+                std::env::var("BOSUN_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("BOSUN_TEST_NODE", dir.path());
     }
     cmd.args([
@@ -234,7 +249,7 @@ fn spawn(
 
 impl Server {
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(log_path(&self.dir)).unwrap_or_default()
     }
 
     fn wait_for_kubeconfig(&mut self) -> String {

@@ -155,7 +155,10 @@ impl Worker {
             tracing::warn!(pod = %self.name(), error = %e, "pod sync");
         }
         let status = self.report().await;
-        if matches!(status["phase"].as_str(), Some("Succeeded" | "Failed")) {
+        // Finish only once the terminal status is in the API: a finished
+        // worker never reports again, so a failed write is retried first.
+        let written = self.last_status.as_ref() == Some(&status);
+        if written && matches!(status["phase"].as_str(), Some("Succeeded" | "Failed")) {
             self.finish().await;
         }
         RESYNC
