@@ -7,7 +7,6 @@ use crate::{
 };
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client};
@@ -49,12 +48,12 @@ pub async fn run(client: Client, opts: Options) {
     let wc = watcher::Config::default;
     let cfg = Config::default().concurrency(8);
     let rs = Controller::new(Api::<ReplicaSet>::all(client.clone()), wc())
-        .owns(Api::<Pod>::all(client.clone()), wc())
+        .owns_stream(ctx.pod_informer.changes())
         .with_config(cfg.clone())
         .run(replicaset::reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
     let deploy = Controller::new(Api::<Deployment>::all(client.clone()), wc())
-        .owns(Api::<ReplicaSet>::all(client.clone()), wc())
+        .owns_stream(ctx.replicaset_informer.changes())
         .with_config(cfg)
         .run(deployment::reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
@@ -76,7 +75,7 @@ pub async fn run(client: Client, opts: Options) {
         ctx.pods.clone(),
         opts.node_lifecycle.clone(),
     );
-    let endpoints = endpointslice::run(client.clone(), ctx.pods.clone());
+    let endpoints = endpointslice::run(client.clone(), ctx.clone());
     let jobs = job::run(client.clone(), ctx.clone());
     let cronjobs = cronjob::run(client.clone(), ctx.clone());
     let daemonsets = daemonset::run(client.clone(), ctx.clone());

@@ -41,12 +41,12 @@ fn error_policy(_: Arc<CronJob>, err: &Error, _: Arc<CronContext>) -> Action {
 
 /// Runs the CronJob controller forever.
 pub async fn run(client: Client, base: Arc<Context>) {
-    let jobs = crate::context::cache::<Job>(&client);
-    let _ = jobs.wait_until_ready().await;
+    let informer = crate::context::Informer::<Job>::start(&client);
+    let _ = informer.store.wait_until_ready().await;
+    let jobs = informer.store.clone();
     let ctx = Arc::new(CronContext { base, jobs });
-    let wc = watcher::Config::default;
-    Controller::new(Api::<CronJob>::all(client.clone()), wc())
-        .owns(Api::<Job>::all(client), wc())
+    Controller::new(Api::<CronJob>::all(client), watcher::Config::default())
+        .owns_stream(informer.changes())
         .with_config(Config::default().concurrency(4))
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

@@ -16,7 +16,7 @@ pub mod placement;
 mod status;
 mod update;
 
-use crate::context::Context;
+use crate::context::{Context, Informer};
 use crate::podutil::{self, controller_of, is_active};
 use crate::replicaset::ignore_gone;
 use crate::{Error, Result};
@@ -47,22 +47,22 @@ fn error_policy(_: Arc<DaemonSet>, err: &Error, _: Arc<DsContext>) -> Action {
 
 /// Runs the DaemonSet controller forever; any node change requeues every DaemonSet.
 pub async fn run(client: Client, base: Arc<Context>) {
-    let nodes = crate::context::cache::<Node>(&client);
+    let nodes = Informer::<Node>::start(&client);
     let revisions = crate::context::cache::<ControllerRevision>(&client);
-    let _ = nodes.wait_until_ready().await;
+    let _ = nodes.store.wait_until_ready().await;
     let _ = revisions.wait_until_ready().await;
+    let pod_changes = base.pod_informer.changes();
     let ctx = Arc::new(DsContext {
         base,
-        nodes,
+        nodes: nodes.store.clone(),
         revisions,
     });
-    let wc = watcher::Config::default;
-    let controller = Controller::new(Api::<DaemonSet>::all(client.clone()), wc())
-        .owns(Api::<Pod>::all(client.clone()), wc())
+    let controller = Controller::new(Api::<DaemonSet>::all(client), watcher::Config::default())
+        .owns_stream(pod_changes)
         .with_config(Config::default().concurrency(4));
     let all = controller.store();
     controller
-        .watches(Api::<Node>::all(client), wc(), move |_node| {
+        .watches_stream(nodes.changes(), move |_node| {
             all.state()
                 .iter()
                 .map(|ds| ObjectRef::from_obj(ds.as_ref()))

@@ -8,6 +8,7 @@
 pub mod pods;
 pub mod slices;
 
+use crate::context::Context;
 use crate::{endpoints, Error, Result};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -81,10 +82,10 @@ fn error_policy(_svc: Arc<Service>, err: &Error, _st: Arc<State>) -> Action {
 }
 
 /// Runs the EndpointSlice and Endpoints controllers until the process ends.
-pub async fn run(client: Client, pods: Store<Pod>) {
+pub async fn run(client: Client, ctx: Arc<Context>) {
     let st = Arc::new(State {
         client: client.clone(),
-        pods,
+        pods: ctx.pods.clone(),
         members: Mutex::new(HashMap::new()),
     });
     let wc = watcher::Config::default;
@@ -92,7 +93,7 @@ pub async fn run(client: Client, pods: Store<Pod>) {
     let services = ctl.store();
     let mapper_state = st.clone();
     ctl.owns(Api::<EndpointSlice>::all(client.clone()), wc())
-        .watches(Api::<Pod>::all(client.clone()), wc(), move |pod: Pod| {
+        .watches_stream(ctx.pod_informer.changes(), move |pod: Pod| {
             services_of(&pod, &services, &mapper_state)
         })
         .with_config(Config::default().concurrency(4))

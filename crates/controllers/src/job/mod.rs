@@ -31,7 +31,7 @@ use std::time::Duration;
 pub async fn run(client: Client, ctx: Arc<Context>) {
     let wc = watcher::Config::default;
     let controller = Controller::new(Api::<Job>::all(client.clone()), wc())
-        .owns(Api::<Pod>::all(client), wc())
+        .owns_stream(ctx.pod_informer.changes())
         .with_config(Config::default().concurrency(8));
     let jobs = controller.store();
     let sweep = sweep_orphans(ctx.clone(), jobs);
@@ -131,11 +131,6 @@ fn verdict(job: &Job, c: &Counts, active: usize) -> Option<Verdict> {
     })
 }
 
-/// How soon a Job that is finishing is looked at again.
-const SETTLE: Duration = Duration::from_secs(1);
-/// How soon a Job with active pods is looked at again without an event.
-const ACTIVE_RESYNC: Duration = Duration::from_secs(5);
-
 /// Reconciles one Job.
 pub async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
     let name = job.metadata.name.clone().unwrap_or_default();
@@ -192,17 +187,6 @@ pub async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
         })
         .cloned()
         .collect();
-    // Pod events trigger this reconcile through the controller's own pod
-    // watch, but pods are read from the shared store, which may not have the
-    // event yet: a pass can see a finished pod as running, or miss the
-    // finalizer removal that lets it count one, and then no event follows.
-    // So a Job that is finishing, or has counted pods not yet in status, is
-    // looked at again within a second, and one with active pods within five.
-    if verdict.is_some() || !counted.is_empty() {
-        requeue = requeue.min(SETTLE);
-    } else if !active.is_empty() {
-        requeue = requeue.min(ACTIVE_RESYNC);
-    }
     pods::release(&ctx, counted).await?;
     Ok(Action::requeue(requeue))
 }
