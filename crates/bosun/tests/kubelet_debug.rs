@@ -8,7 +8,9 @@
 //! containers are not started. The subresource itself: discovery, GET, a PATCH naming an
 //! existing container (422 naming the field), a JSON patch removing one
 //! (422), and a PUT that also changes the pod (only ephemeral containers
-//! change).
+//! change). When the pod's sandbox dies, the kubelet recreates it and
+//! restarts the pod's containers but not the ephemeral ones, whose statuses
+//! stay terminated.
 
 mod apiserver_support;
 mod kubelet_support;
@@ -78,6 +80,7 @@ async fn kubectl_debug_runs_ephemeral_containers() {
     );
     assert_eq!(code, 200, "{st}");
     subresource_api(&node);
+    sandbox_death_keeps_ephemeral_containers_stopped(&node).await;
     // By now (dbg3, added later, runs) the kubelet saw `late`: a terminal
     // pod's ephemeral containers are never started.
     let mut rt = node.cri().await;
@@ -316,4 +319,91 @@ fn subresource_api(node: &Node) {
         "/api/v1/namespaces/bosun-test-debug/pods/web",
     );
     assert_eq!(code, 422, "{st}");
+}
+
+/// The ready sandbox of pod web: (id, pid of its pause process).
+async fn web_sandbox(rt: &mut kubelet_support::Runtime) -> Option<(String, i32)> {
+    let list = rt
+        .list_pod_sandbox(cri::proto::ListPodSandboxRequest {
+            filter: Some(cri::proto::PodSandboxFilter {
+                label_selector: [("io.kubernetes.pod.name".to_string(), "web".to_string())].into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .ok()?
+        .into_inner()
+        .items;
+    let ready = cri::proto::PodSandboxState::SandboxReady as i32;
+    let sb = list.into_iter().find(|s| s.state == ready)?;
+    let st = rt
+        .pod_sandbox_status(cri::proto::PodSandboxStatusRequest {
+            pod_sandbox_id: sb.id.clone(),
+            verbose: true,
+        })
+        .await
+        .ok()?
+        .into_inner();
+    let info: Value = serde_json::from_str(st.info.get("info")?).ok()?;
+    Some((sb.id, info["pid"].as_i64()? as i32))
+}
+
+/// Kills web's pause process: the kubelet replaces the sandbox and restarts
+/// web in it (restartCount 1); dbg (running) and the exited ephemeral containers are not
+/// started again and report terminated.
+async fn sandbox_death_keeps_ephemeral_containers_stopped(node: &Node) {
+    let mut rt = node.cri().await;
+    let (old, pid) = web_sandbox(&mut rt).await.expect("web's sandbox");
+    let web_id = |p: &Value| kubelet_support::container_id(p, "web");
+    let old_web = web_id(&node.pod(NS, "web").expect("pod web"));
+    // SAFETY: kill(2) on a pid read from our own runtime's sandbox record.
+    let killed = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(killed, 0, "kill pause {pid}");
+    node.wait(
+        "web restarted in a new sandbox",
+        Duration::from_secs(180),
+        || {
+            let p = node.pod(NS, "web")?;
+            let id = web_id(&p);
+            (kubelet_support::is_ready(&p) && !id.is_empty() && id != old_web).then_some(())
+        },
+    );
+    let (new, _) = web_sandbox(&mut rt).await.expect("web's new sandbox");
+    assert_ne!(new, old, "the sandbox was not replaced");
+    let in_new: Vec<String> = rt
+        .list_containers(cri::proto::ListContainersRequest {
+            filter: Some(cri::proto::ContainerFilter {
+                pod_sandbox_id: new.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("list containers")
+        .into_inner()
+        .containers
+        .into_iter()
+        .filter_map(|c| c.metadata.map(|m| m.name))
+        .collect();
+    assert_eq!(in_new, ["web"], "the new sandbox runs more than web");
+    let p = node.pod(NS, "web").expect("pod web");
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["restartCount"], 1,
+        "the restart in the new sandbox is counted"
+    );
+    let statuses = p["status"]["ephemeralContainerStatuses"]
+        .as_array()
+        .cloned();
+    let statuses = statuses.unwrap_or_default();
+    assert_eq!(statuses.len(), 4, "{statuses:?}");
+    for st in &statuses {
+        assert!(
+            st["state"]["terminated"].is_object(),
+            "not terminated: {st}"
+        );
+    }
+    let dbg = ephemeral_status(node, "dbg").expect("dbg status");
+    assert_eq!(
+        dbg["state"]["terminated"]["reason"], "ContainerStatusUnknown",
+        "{dbg}"
+    );
 }

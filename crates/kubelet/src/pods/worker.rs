@@ -39,6 +39,12 @@ pub struct Worker {
     /// The ready sandbox: (id, pod IP).
     pub(super) sandbox: Option<(String, String)>,
     pub(super) observed: HashMap<String, Observed>,
+    /// Ephemeral containers that ran in a sandbox since removed, or before
+    /// this worker started: their last status (see `ephemeral::carry_over`).
+    pub(super) ephemeral_gone: HashMap<String, Observed>,
+    /// The attempt a container starts at in a recreated sandbox: one past
+    /// its last in the sandbox that died (restartCount keeps counting).
+    pub(super) next_attempt: HashMap<String, u32>,
     /// Last CRI status per container id (refreshed when its state changes).
     pub(super) cache: HashMap<String, v1::ContainerStatus>,
     pub(super) waiting: HashMap<String, (String, String)>,
@@ -81,12 +87,16 @@ impl Worker {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_else(status::now);
         let cgroup = crate::cgroup::pod_cgroup_path(&ctx.config.cgroup_root, &pod);
+        let ephemeral_gone = super::ephemeral::ran_before(&pod);
+        let next_attempt = status::next_attempts(&pod);
         Self {
             ctx,
             pod,
             uid,
             sandbox: None,
             observed: HashMap::new(),
+            ephemeral_gone,
+            next_attempt,
             cache: HashMap::new(),
             waiting: HashMap::new(),
             backoff: HashMap::new(),
@@ -240,8 +250,8 @@ impl Worker {
             } else if sb.state != ready {
                 attempt = attempt.max(a + 1);
                 tracing::info!(pod = %self.name(), sandbox = %sb.id, "removing dead sandbox");
+                self.forget_sandbox();
                 self.ctx.cri.remove_sandbox(&sb.id).await?;
-                self.observed.clear();
                 self.sandbox = None;
             }
         }
@@ -257,6 +267,25 @@ impl Worker {
             return Ok(sb.id);
         }
         self.create_sandbox(attempt).await
+    }
+
+    /// What a dead sandbox's containers leave to its successor: ephemeral
+    /// ones are carried over (never rerun), the others start one attempt
+    /// further, and init containers run again, as upstream does.
+    fn forget_sandbox(&mut self) {
+        let carried = super::ephemeral::carry_over(&self.pod, &self.observed);
+        for (name, o) in self.observed.drain() {
+            if !carried.contains_key(&name) {
+                self.next_attempt.insert(name, o.attempt() + 1);
+            }
+        }
+        self.ephemeral_gone.extend(carried);
+        self.init_done = false;
+    }
+
+    /// The attempt container `name` starts at when it has no instance here.
+    fn first_attempt(&self, name: &str) -> u32 {
+        self.next_attempt.get(name).copied().unwrap_or(0)
     }
 
     async fn create_sandbox(&mut self, attempt: u32) -> Result<String> {
@@ -361,6 +390,9 @@ impl Worker {
             };
             observed.insert(name, Observed { latest, previous });
         }
+        for (name, o) in &self.ephemeral_gone {
+            observed.entry(name.clone()).or_insert_with(|| o.clone());
+        }
         self.observed = observed;
         Ok(())
     }
@@ -388,7 +420,7 @@ impl Worker {
         let inits = sandbox::spec(&self.pod).init_containers.unwrap_or_default();
         for c in &inits {
             let Some(o) = self.observed.get(&c.name).cloned() else {
-                self.start(sid, c, 0).await;
+                self.start(sid, c, self.first_attempt(&c.name)).await;
                 return Ok(false);
             };
             if o.exited() && o.latest.exit_code == 0 {
@@ -410,7 +442,7 @@ impl Worker {
 
     async fn sync_container(&mut self, sid: &str, c: &Container) {
         let Some(o) = self.observed.get(&c.name).cloned() else {
-            self.start(sid, c, 0).await;
+            self.start(sid, c, self.first_attempt(&c.name)).await;
             return;
         };
         if o.running() {
