@@ -14,6 +14,8 @@
 # Runs as root; leaves nothing behind (scratch state under a temp dir, its own cgroup root,
 # pods deleted and the server stopped at exit, also on failure).
 set -u
+# shellcheck source=hack/busybox.sh
+. "$(dirname "$0")/busybox.sh"
 BOSUN=${BOSUN:-target/release/bosun}
 KUBECTL=${KUBECTL:-kubectl}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
@@ -69,14 +71,8 @@ if [ -n "${DP_TEST:-}" ]; then
 fi
 
 say "busybox image"
-fs=$WORK/rootfs
-mkdir -p "$fs"/{bin,etc,proc,sys,dev,tmp,root}
-cp "$BUSYBOX" "$fs/bin/busybox"
-for a in $("$BUSYBOX" --list); do [ -e "$fs/bin/$a" ] || ln -s busybox "$fs/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$fs/etc/passwd"
-printf 'root:x:0:\n' >"$fs/etc/group"
-"$BOSUN" --root "$ROOT" image import --rootfs "$fs" -c 'CMD ["sh"]' \
-  -c 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' busybox:latest || fail "image import"
+busybox_rootfs "$WORK/rootfs" "$BUSYBOX"
+busybox_import "$BOSUN" "$ROOT" "$WORK/rootfs" || fail "image import"
 
 say "bosun server + agent"
 "$BOSUN" --root "$ROOT" server --data-dir "$ROOT/server" --write-kubeconfig "$KC" \

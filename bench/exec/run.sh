@@ -79,10 +79,11 @@ die() {
 # busybox:latest in the scratch root (the rootfs stays for podman's --rootfs).
 step "importing busybox"
 fs=$work/fs
-mkdir -p "$fs"/{bin,etc,proc,sys,dev,tmp,t}
-cp /bin/busybox "$fs/bin/busybox"
-for a in $(/bin/busybox --list); do [ -e "$fs/bin/$a" ] || ln -s busybox "$fs/bin/$a"; done
-"$BOSUN" --root "$work/root" image import --rootfs "$fs" -c 'CMD ["sh"]' busybox:latest >/dev/null
+# shellcheck source=hack/busybox.sh
+. hack/busybox.sh
+busybox_rootfs "$fs"
+mkdir -p "$fs/t"
+busybox_import "$BOSUN" "$work/root" "$fs"
 
 # Ephemeral API and kubelet ports; no service proxy or cluster DNS on the
 # shared host network (not measured here).

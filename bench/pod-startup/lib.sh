@@ -15,18 +15,6 @@ stats() {
     printf "%.0f / %.0f / %.0f", v[p50], v[p99], v[NR] }'
 }
 
-# busybox:latest's rootfs, the layout ./dev setup imports.
-make_rootfs() {
-  local fs=$1 a
-  mkdir -p "$fs"/{bin,sbin,etc,proc,sys,dev,tmp,root,var}
-  cp /bin/busybox "$fs/bin/busybox"
-  for a in $(/bin/busybox --list); do
-    [ "$a" = busybox ] || [ -e "$fs/bin/$a" ] || ln -s busybox "$fs/bin/$a"
-  done
-  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$fs/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' >"$fs/etc/group"
-}
-
 wait_default_sa() {
   local _
   for _ in $(seq 50); do

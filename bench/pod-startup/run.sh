@@ -51,9 +51,10 @@ trap 'exit 130' INT TERM
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # busybox:latest in the scratch root, as ./dev setup builds it.
-make_rootfs "$work/fs"
-"$BOSUN" --root "$work/root" image import --rootfs "$work/fs" -c 'CMD ["sh"]' \
-  -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' busybox:latest >/dev/null
+# shellcheck source=hack/busybox.sh
+. hack/busybox.sh
+busybox_rootfs "$work/fs"
+busybox_import "$BOSUN" "$work/root" "$work/fs"
 
 BOSUN_LOG=${BOSUN_LOG:-warn,kubelet::podstart=debug,cri::podstart=debug} "$BOSUN" --root "$work/root" server --bind-address 127.0.0.1 \
   --https-listen-port 0 --kubelet-port 0 --disable-kube-proxy --disable-cluster-dns \
