@@ -49,6 +49,20 @@ spec:
     command: ["true"]
 "#;
 
+const ONCE_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: once, namespace: bosun-test-debug}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: once
+    image: busybox:latest
+    imagePullPolicy: IfNotPresent
+    command: ["sleep", "3600"]
+"#;
+
 const SUB: &str = "/api/v1/namespaces/bosun-test-debug/pods/web/ephemeralcontainers";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,6 +74,7 @@ async fn kubectl_debug_runs_ephemeral_containers() {
     node.ok(&["create", "ns", NS]);
     node.apply(WEB_POD);
     node.apply(DONE_POD);
+    node.apply(ONCE_POD);
     node.wait("pod web running", Duration::from_secs(300), || {
         let p = node.pod(NS, "web")?;
         (p["status"]["phase"] == "Running").then_some(())
@@ -321,12 +336,12 @@ fn subresource_api(node: &Node) {
     assert_eq!(code, 422, "{st}");
 }
 
-/// The ready sandbox of pod web: (id, pid of its pause process).
-async fn web_sandbox(rt: &mut kubelet_support::Runtime) -> Option<(String, i32)> {
+/// The ready sandbox of pod `pod`: (id, pid of its pause process).
+async fn sandbox_of(rt: &mut kubelet_support::Runtime, pod: &str) -> Option<(String, i32)> {
     let list = rt
         .list_pod_sandbox(cri::proto::ListPodSandboxRequest {
             filter: Some(cri::proto::PodSandboxFilter {
-                label_selector: [("io.kubernetes.pod.name".to_string(), "web".to_string())].into(),
+                label_selector: [("io.kubernetes.pod.name".to_string(), pod.to_string())].into(),
                 ..Default::default()
             }),
         })
@@ -348,17 +363,28 @@ async fn web_sandbox(rt: &mut kubelet_support::Runtime) -> Option<(String, i32)>
     Some((sb.id, info["pid"].as_i64()? as i32))
 }
 
-/// Kills web's pause process: the kubelet replaces the sandbox and restarts
-/// web in it (restartCount 1); dbg (running) and the exited ephemeral containers are not
-/// started again and report terminated.
+/// Kills the pause process of web and of once (restartPolicy Never): the
+/// kubelet replaces web's sandbox and restarts web in it (restartCount 1,
+/// lastState the lost instance); dbg (running) and the exited ephemeral
+/// containers are not started again and report terminated; once is not
+/// rerun and its pod fails.
 async fn sandbox_death_keeps_ephemeral_containers_stopped(node: &Node) {
+    node.wait("pod once running", Duration::from_secs(120), || {
+        node.pod(NS, "once")
+            .filter(|p| p["status"]["phase"] == "Running")
+    });
     let mut rt = node.cri().await;
-    let (old, pid) = web_sandbox(&mut rt).await.expect("web's sandbox");
+    let (old, pid) = sandbox_of(&mut rt, "web").await.expect("web's sandbox");
+    let (_, once_pid) = sandbox_of(&mut rt, "once").await.expect("once's sandbox");
+    let once_id = kubelet_support::container_id(&node.pod(NS, "once").expect("pod once"), "once");
     let web_id = |p: &Value| kubelet_support::container_id(p, "web");
     let old_web = web_id(&node.pod(NS, "web").expect("pod web"));
     // SAFETY: kill(2) on a pid read from our own runtime's sandbox record.
     let killed = unsafe { libc::kill(pid, libc::SIGKILL) };
     assert_eq!(killed, 0, "kill pause {pid}");
+    // SAFETY: as above.
+    let killed = unsafe { libc::kill(once_pid, libc::SIGKILL) };
+    assert_eq!(killed, 0, "kill pause {once_pid}");
     node.wait(
         "web restarted in a new sandbox",
         Duration::from_secs(180),
@@ -368,7 +394,7 @@ async fn sandbox_death_keeps_ephemeral_containers_stopped(node: &Node) {
             (kubelet_support::is_ready(&p) && !id.is_empty() && id != old_web).then_some(())
         },
     );
-    let (new, _) = web_sandbox(&mut rt).await.expect("web's new sandbox");
+    let (new, _) = sandbox_of(&mut rt, "web").await.expect("web's new sandbox");
     assert_ne!(new, old, "the sandbox was not replaced");
     let in_new: Vec<String> = rt
         .list_containers(cri::proto::ListContainersRequest {
@@ -390,6 +416,8 @@ async fn sandbox_death_keeps_ephemeral_containers_stopped(node: &Node) {
         p["status"]["containerStatuses"][0]["restartCount"], 1,
         "the restart in the new sandbox is counted"
     );
+    let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(last["reason"], "ContainerStatusUnknown", "{p}");
     let statuses = p["status"]["ephemeralContainerStatuses"]
         .as_array()
         .cloned();
@@ -406,4 +434,15 @@ async fn sandbox_death_keeps_ephemeral_containers_stopped(node: &Node) {
         dbg["state"]["terminated"]["reason"], "ContainerStatusUnknown",
         "{dbg}"
     );
+    let once = node.wait("once Failed", Duration::from_secs(120), || {
+        node.pod(NS, "once")
+            .filter(|p| p["status"]["phase"] == "Failed")
+    });
+    let st = &once["status"]["containerStatuses"][0];
+    assert_eq!(
+        kubelet_support::container_id(&once, "once"),
+        once_id,
+        "rerun: {st}"
+    );
+    assert_eq!(st["state"]["terminated"]["exitCode"], 137, "{st}");
 }

@@ -3,23 +3,14 @@
 //! and never restarted; `targetContainerName` makes it join the target
 //! container's PID namespace (CRI `NamespaceMode::TARGET`); their statuses
 //! go to `status.ephemeralContainerStatuses`. One that ran is never run
-//! again, not even in a recreated sandbox or after a kubelet restart: its
-//! last status is carried over (`carry_over`, `ran_before`) as upstream
-//! keeps the exited container's record.
+//! again, not even in a recreated sandbox or after a kubelet restart (its
+//! last status is carried over, see `carry`).
 
 use super::status::Observed;
 use super::worker::Worker;
 use k8s_cri::v1;
 use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod};
-use serde_json::Value;
 use std::collections::HashMap;
-
-/// Reason and exit code of an ephemeral container whose instance is gone
-/// (its sandbox died, or it was running when this kubelet last saw it),
-/// as upstream reports a container it cannot locate.
-const GONE_REASON: &str = "ContainerStatusUnknown";
-const GONE_EXIT_CODE: i32 = 137;
-const GONE_MESSAGE: &str = "The container could not be located when its sandbox was recreated";
 
 /// An ephemeral container as a plain container (the fields are the same).
 fn as_container(e: &EphemeralContainer) -> Option<Container> {
@@ -81,91 +72,6 @@ pub(super) fn set_target(
     Ok(())
 }
 
-/// What ephemeral containers that ran in `observed` leave behind when their
-/// sandbox is removed: their last status, exited.
-pub(super) fn carry_over(
-    pod: &Pod,
-    observed: &HashMap<String, Observed>,
-) -> HashMap<String, Observed> {
-    containers(pod)
-        .into_iter()
-        .filter_map(|c| {
-            let mut o = observed.get(&c.name)?.clone();
-            if !o.exited() {
-                gone(&mut o.latest);
-            }
-            o.previous = None;
-            Some((c.name, o))
-        })
-        .collect()
-}
-
-fn gone(s: &mut v1::ContainerStatus) {
-    s.state = v1::ContainerState::ContainerExited as i32;
-    s.exit_code = GONE_EXIT_CODE;
-    s.reason = GONE_REASON.into();
-    s.message = GONE_MESSAGE.into();
-}
-
-/// Ephemeral containers the pod's reported status shows as started (running
-/// or terminated): a kubelet that starts over must not run them again.
-pub(super) fn ran_before(pod: &Pod) -> HashMap<String, Observed> {
-    let statuses = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.ephemeral_container_statuses.as_ref());
-    statuses
-        .into_iter()
-        .flatten()
-        .filter_map(|st| {
-            let v = serde_json::to_value(st).ok()?;
-            let latest = reported(&v)?;
-            Some((
-                st.name.clone(),
-                Observed {
-                    latest,
-                    previous: None,
-                },
-            ))
-        })
-        .collect()
-}
-
-/// A reported container status (JSON) as CRI's, when it had started.
-fn reported(v: &Value) -> Option<v1::ContainerStatus> {
-    let state = &v["state"];
-    let (t, running) = if state["terminated"].is_object() {
-        (&state["terminated"], false)
-    } else if state["running"].is_object() {
-        (&state["running"], true)
-    } else {
-        return None;
-    };
-    let id = v["containerID"].as_str().unwrap_or_default();
-    let mut s = v1::ContainerStatus {
-        id: id.split_once("://").map_or(id, |(_, i)| i).to_string(),
-        state: v1::ContainerState::ContainerExited as i32,
-        started_at: nanos(&t["startedAt"]),
-        finished_at: nanos(&t["finishedAt"]),
-        exit_code: t["exitCode"].as_i64().unwrap_or_default() as i32,
-        reason: t["reason"].as_str().unwrap_or_default().into(),
-        message: t["message"].as_str().unwrap_or_default().into(),
-        image_ref: v["imageID"].as_str().unwrap_or_default().into(),
-        ..Default::default()
-    };
-    if running {
-        gone(&mut s);
-    }
-    Some(s)
-}
-
-fn nanos(t: &Value) -> i64 {
-    t.as_str()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .and_then(|t| t.timestamp_nanos_opt())
-        .unwrap_or_default()
-}
-
 impl Worker {
     /// Starts each ephemeral container that never ran (only once: an
     /// instance in CRI, running or exited, or one carried over from an
@@ -223,75 +129,5 @@ mod tests {
             .expect("namespace options");
         assert_eq!(ns.pid, v1::NamespaceMode::Target as i32);
         assert_eq!(ns.target_id, "cid");
-    }
-
-    fn exited(id: &str, code: i32) -> Observed {
-        Observed {
-            latest: v1::ContainerStatus {
-                id: id.into(),
-                state: v1::ContainerState::ContainerExited as i32,
-                exit_code: code,
-                ..Default::default()
-            },
-            previous: None,
-        }
-    }
-
-    #[test]
-    fn a_removed_sandbox_leaves_its_ephemeral_containers_exited() {
-        let mut running = exited("r", 0);
-        running.latest.state = v1::ContainerState::ContainerRunning as i32;
-        let observed = HashMap::from([
-            ("dbg".to_string(), running),
-            ("app".to_string(), exited("a", 0)),
-        ]);
-        let carried = carry_over(&pod(), &observed);
-        assert_eq!(carried.keys().collect::<Vec<_>>(), ["dbg"]);
-        let dbg = &carried["dbg"];
-        assert!(dbg.exited());
-        assert_eq!(dbg.latest.exit_code, GONE_EXIT_CODE);
-        assert_eq!(dbg.latest.reason, GONE_REASON);
-        assert_eq!(dbg.latest.id, "r");
-
-        let done = HashMap::from([("dbg".to_string(), exited("d", 3))]);
-        let carried = carry_over(&pod(), &done);
-        assert_eq!(
-            carried["dbg"].latest.exit_code, 3,
-            "an exited one keeps its code"
-        );
-        assert!(carried["dbg"].latest.reason.is_empty());
-    }
-
-    #[test]
-    fn reported_statuses_that_started_are_remembered() {
-        let mut p = pod();
-        p.status = serde_json::from_value(json!({"ephemeralContainerStatuses": [
-            {"name": "dbg", "image": "busybox", "imageID": "sha256:1", "ready": false,
-             "restartCount": 0, "containerID": "bosun://abc",
-             "state": {"terminated": {"exitCode": 2, "reason": "Error",
-                       "startedAt": "2026-11-27T08:00:00Z", "finishedAt": "2026-11-27T08:01:00Z"}}},
-            {"name": "live", "image": "busybox", "imageID": "", "ready": false,
-             "restartCount": 0, "containerID": "bosun://def",
-             "state": {"running": {"startedAt": "2026-11-27T08:00:00Z"}}},
-            {"name": "new", "image": "busybox", "imageID": "", "ready": false,
-             "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}))
-        .expect("a status");
-        let ran = ran_before(&p);
-        let mut names: Vec<&String> = ran.keys().collect();
-        names.sort();
-        assert_eq!(names, ["dbg", "live"]);
-        let dbg = &ran["dbg"].latest;
-        assert_eq!(
-            (dbg.id.as_str(), dbg.exit_code, dbg.reason.as_str()),
-            ("abc", 2, "Error")
-        );
-        assert_eq!(dbg.finished_at - dbg.started_at, 60_000_000_000);
-        assert_eq!(dbg.image_ref, "sha256:1");
-        let live = &ran["live"].latest;
-        assert!(ran["live"].exited());
-        assert_eq!(
-            (live.id.as_str(), live.reason.as_str()),
-            ("def", GONE_REASON)
-        );
     }
 }

@@ -2,6 +2,7 @@
 //! one [`worker::Worker`] per pod, and on start-up the removal of sandboxes
 //! whose pods no longer exist.
 
+mod carry;
 mod container;
 mod devices;
 pub mod env;

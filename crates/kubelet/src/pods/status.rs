@@ -45,15 +45,17 @@ pub fn terminal(pod: &Pod) -> bool {
         .is_some_and(|p| matches!(p, "Succeeded" | "Failed"))
 }
 
-/// The attempt each (init) container would start at next according to the
+/// The attempt each init container would start at next according to the
 /// pod's reported status: one past its restartCount, for those that started.
-/// A kubelet that starts over with the pod's sandbox gone keeps counting.
+/// A kubelet that starts over with the pod's sandbox gone keeps counting
+/// (other containers' counts go on from their carried status, see `carry`).
 pub fn next_attempts(pod: &Pod) -> HashMap<String, u32> {
     let Some(st) = pod.status.as_ref() else {
         return HashMap::new();
     };
-    let all = st.container_statuses.iter().flatten();
-    all.chain(st.init_container_statuses.iter().flatten())
+    st.init_container_statuses
+        .iter()
+        .flatten()
         .filter(|c| c.container_id.as_deref().is_some_and(|id| !id.is_empty()))
         .map(|c| (c.name.clone(), c.restart_count.max(0) as u32 + 1))
         .collect()
@@ -305,7 +307,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn next_attempts_continue_the_reported_restart_counts() {
+    fn init_containers_continue_their_reported_restart_counts() {
         let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
             "spec": {"containers": [{"name": "app"}, {"name": "new"}],
                      "initContainers": [{"name": "init"}]},
@@ -320,9 +322,8 @@ mod tests {
                      "restartCount": 0, "containerID": "bosun://i"}]}}))
         .expect("a pod");
         let next = next_attempts(&pod);
-        assert_eq!(next.get("app"), Some(&3));
         assert_eq!(next.get("init"), Some(&1));
-        assert_eq!(next.get("new"), None, "never started: starts at 0");
+        assert_eq!(next.get("app"), None, "carried, not counted here");
         assert!(next_attempts(&Pod::default()).is_empty());
     }
 }

@@ -39,11 +39,11 @@ pub struct Worker {
     /// The ready sandbox: (id, pod IP).
     pub(super) sandbox: Option<(String, String)>,
     pub(super) observed: HashMap<String, Observed>,
-    /// Ephemeral containers that ran in a sandbox since removed, or before
-    /// this worker started: their last status (see `ephemeral::carry_over`).
-    pub(super) ephemeral_gone: HashMap<String, Observed>,
-    /// The attempt a container starts at in a recreated sandbox: one past
-    /// its last in the sandbox that died (restartCount keeps counting).
+    /// Containers that ran in a sandbox since removed, or before this worker
+    /// started: their last status (see `carry`).
+    pub(super) carried: HashMap<String, Observed>,
+    /// The attempt an init container starts at in a recreated sandbox: one
+    /// past its last (restartCount keeps counting).
     pub(super) next_attempt: HashMap<String, u32>,
     /// Last CRI status per container id (refreshed when its state changes).
     pub(super) cache: HashMap<String, v1::ContainerStatus>,
@@ -87,7 +87,7 @@ impl Worker {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_else(status::now);
         let cgroup = crate::cgroup::pod_cgroup_path(&ctx.config.cgroup_root, &pod);
-        let ephemeral_gone = super::ephemeral::ran_before(&pod);
+        let carried = super::carry::ran_before(&pod);
         let next_attempt = status::next_attempts(&pod);
         Self {
             ctx,
@@ -95,7 +95,7 @@ impl Worker {
             uid,
             sandbox: None,
             observed: HashMap::new(),
-            ephemeral_gone,
+            carried,
             next_attempt,
             cache: HashMap::new(),
             waiting: HashMap::new(),
@@ -269,17 +269,17 @@ impl Worker {
         self.create_sandbox(attempt).await
     }
 
-    /// What a dead sandbox's containers leave to its successor: ephemeral
-    /// ones are carried over (never rerun), the others start one attempt
-    /// further, and init containers run again, as upstream does.
+    /// What a dead sandbox's containers leave to its successor: containers
+    /// and ephemeral containers are carried over (see `carry`); init
+    /// containers run again, one attempt further, as upstream does.
     fn forget_sandbox(&mut self) {
-        let carried = super::ephemeral::carry_over(&self.pod, &self.observed);
+        let carried = super::carry::carry_over(&self.pod, &self.observed);
         for (name, o) in self.observed.drain() {
             if !carried.contains_key(&name) {
                 self.next_attempt.insert(name, o.attempt() + 1);
             }
         }
-        self.ephemeral_gone.extend(carried);
+        self.carried.extend(carried);
         self.init_done = false;
     }
 
@@ -390,9 +390,7 @@ impl Worker {
             };
             observed.insert(name, Observed { latest, previous });
         }
-        for (name, o) in &self.ephemeral_gone {
-            observed.entry(name.clone()).or_insert_with(|| o.clone());
-        }
+        super::carry::merge(&mut observed, &self.carried);
         self.observed = observed;
         Ok(())
     }
