@@ -366,8 +366,8 @@ async fn sandbox_of(rt: &mut kubelet_support::Runtime, pod: &str) -> Option<(Str
 /// Kills the pause process of web and of once (restartPolicy Never): the
 /// kubelet replaces web's sandbox and restarts web in it (restartCount 1,
 /// lastState the lost instance); dbg (running) and the exited ephemeral
-/// containers are not started again and report terminated; once is not
-/// rerun and its pod fails.
+/// containers are not started again and report terminated; once gets no
+/// new sandbox, is not rerun, and its pod fails.
 async fn sandbox_death_keeps_ephemeral_containers_stopped(node: &Node) {
     node.wait("pod once running", Duration::from_secs(120), || {
         node.pod(NS, "once")
@@ -445,4 +445,8 @@ async fn sandbox_death_keeps_ephemeral_containers_stopped(node: &Node) {
         "rerun: {st}"
     );
     assert_eq!(st["state"]["terminated"]["exitCode"], 137, "{st}");
+    assert!(
+        sandbox_of(&mut rt, "once").await.is_none(),
+        "a sandbox was made for a Never pod whose container already ran"
+    );
 }

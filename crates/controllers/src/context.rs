@@ -10,27 +10,29 @@
 //! object only after the cache holds it, as client-go's shared informers do.
 
 use crate::expectations::Expectations;
+use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::Arc;
-use tokio::sync::broadcast;
+use std::sync::{Arc, Mutex};
 
-/// How many changes a slow subscriber may fall behind before it is handed
-/// the whole cache instead (see [`Informer::changes`]).
-const FEED_CAPACITY: usize = 4096;
+/// Each subscriber's queue. Unbounded, as client-go's per-listener buffers:
+/// the controllers drain theirs continuously, and a bounded queue would have
+/// to drop changes — deletes among them — or stall the watch for everyone.
+type Subscribers<K> = Arc<Mutex<Vec<mpsc::UnboundedSender<Arc<K>>>>>;
 
 /// One watch of every `K`: its cache and a feed of each change after the cache has it.
 pub struct Informer<K: Resource<DynamicType = ()> + 'static> {
     pub store: Store<K>,
-    feed: broadcast::Sender<Arc<K>>,
+    subscribers: Subscribers<K>,
 }
 
 impl<K> Informer<K>
@@ -41,64 +43,71 @@ where
     pub fn start(client: &Client) -> Informer<K> {
         let watch = watcher::watcher(Api::<K>::all(client.clone()), watcher::Config::default())
             .default_backoff();
-        Informer::over(watch, FEED_CAPACITY)
+        Informer::over(watch)
     }
 
-    /// An informer fed by `watch` (a watcher's events), publishing through a
-    /// feed that holds `capacity` changes per subscriber.
-    fn over<S>(watch: S, capacity: usize) -> Informer<K>
+    /// An informer fed by `watch` (a watcher's events).
+    fn over<S>(watch: S) -> Informer<K>
     where
         S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
     {
         let (store, writer) = reflector::store();
-        let (feed, _) = broadcast::channel(capacity);
+        let subscribers: Subscribers<K> = Arc::default();
         let events = reflector::reflector(writer, watch);
-        tokio::spawn(publish(events, store.clone(), feed.clone()));
-        Informer { store, feed }
+        tokio::spawn(publish(events, store.clone(), subscribers.clone()));
+        Informer { store, subscribers }
     }
 
-    /// Every object that changed (or was deleted) from now on, each yielded
-    /// once the cache reflects the change; after a relist, or when this
-    /// subscriber fell behind, every object in the cache. Shaped for
+    /// Every object that changed or was deleted from now on, each yielded
+    /// once the cache reflects the change; after a relist, every object in
+    /// the cache and every one the relist found gone. Shaped for
     /// `Controller::owns_stream` / `watches_stream`, which never see an error.
     pub fn changes(&self) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
-        let store = self.store.clone();
-        futures::stream::unfold(self.feed.subscribe(), move |mut rx| {
-            let store = store.clone();
-            async move {
-                let batch = match rx.recv().await {
-                    Ok(obj) => vec![obj],
-                    Err(broadcast::error::RecvError::Lagged(_)) => store.state(),
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                };
-                Some((batch, rx))
-            }
-        })
-        .flat_map(futures::stream::iter)
-        .map(|obj| Ok(K::clone(&obj)))
+        let (tx, rx) = mpsc::unbounded();
+        if let Ok(mut subs) = self.subscribers.lock() {
+            subs.push(tx);
+        }
+        rx.map(|obj| Ok(K::clone(&obj)))
+    }
+}
+
+/// Hands `obj` to every subscriber, forgetting those that went away.
+fn send<K>(subscribers: &Subscribers<K>, obj: &Arc<K>) {
+    if let Ok(mut subs) = subscribers.lock() {
+        subs.retain(|tx| tx.unbounded_send(obj.clone()).is_ok());
     }
 }
 
 /// Drives a reflector and publishes each change once the store has applied
-/// it. During a relist the store swaps in the new list at `InitDone`, so the
-/// listed objects are published then, all together.
-async fn publish<K, S>(events: S, store: Store<K>, feed: broadcast::Sender<Arc<K>>)
+/// it. A relist fills a buffer that the store swaps in at `InitDone`, so the
+/// listed objects are published then, together with those the store held
+/// before the relist and no longer does (deleted while the watch was down:
+/// no event says so, as client-go's `DeletedFinalStateUnknown` covers).
+async fn publish<K, S>(events: S, store: Store<K>, subscribers: Subscribers<K>)
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
     S: Stream<Item = Result<Event<K>, watcher::Error>>,
 {
     futures::pin_mut!(events);
+    let mut before: Vec<Arc<K>> = Vec::new();
     while let Some(event) = events.next().await {
         match event {
-            Ok(Event::Apply(obj) | Event::Delete(obj)) => {
-                let _ = feed.send(Arc::new(obj));
-            }
+            Ok(Event::Apply(obj) | Event::Delete(obj)) => send(&subscribers, &Arc::new(obj)),
+            Ok(Event::Init) => before = store.state(),
             Ok(Event::InitDone) => {
-                for obj in store.state() {
-                    let _ = feed.send(obj);
+                let now = store.state();
+                let present: HashSet<ObjectRef<K>> = now
+                    .iter()
+                    .map(|o| ObjectRef::from_obj(o.as_ref()))
+                    .collect();
+                let gone = std::mem::take(&mut before)
+                    .into_iter()
+                    .filter(|o| !present.contains(&ObjectRef::from_obj(o.as_ref())));
+                for obj in now.iter().cloned().chain(gone) {
+                    send(&subscribers, &obj);
                 }
             }
-            Ok(Event::Init | Event::InitApply(_)) => {}
+            Ok(Event::InitApply(_)) => {}
             Err(e) => tracing::debug!(error = %e, "watch failed; retrying"),
         }
     }

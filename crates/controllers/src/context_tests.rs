@@ -1,5 +1,5 @@
 //! The informer's feed: each change is yielded only once the cache holds it,
-//! and a subscriber that fell behind is handed the whole cache.
+//! and a relist also yields the objects it found gone.
 
 use super::Informer;
 use futures::channel::mpsc;
@@ -33,9 +33,9 @@ fn value(c: &ConfigMap) -> String {
         .unwrap_or_default()
 }
 
-fn informer(capacity: usize) -> (Informer<ConfigMap>, Sender) {
+fn informer() -> (Informer<ConfigMap>, Sender) {
     let (tx, rx) = mpsc::unbounded();
-    (Informer::over(rx, capacity), tx)
+    (Informer::over(rx), tx)
 }
 
 fn send(tx: &Sender, event: Event<ConfigMap>) {
@@ -54,7 +54,7 @@ where
 
 #[tokio::test]
 async fn each_change_is_yielded_once_the_cache_holds_it() {
-    let (inf, tx) = informer(16);
+    let (inf, tx) = informer();
     let mut changes = Box::pin(inf.changes());
     let key = ObjectRef::new("a").within("default");
     send(&tx, Event::Init);
@@ -79,25 +79,59 @@ async fn each_change_is_yielded_once_the_cache_holds_it() {
 }
 
 #[tokio::test]
-async fn a_subscriber_that_fell_behind_gets_the_whole_cache() {
-    let (inf, tx) = informer(2);
+async fn a_relist_yields_what_it_lists_and_what_it_found_gone() {
+    let (inf, tx) = informer();
     let mut changes = Box::pin(inf.changes());
     send(&tx, Event::Init);
+    for name in ["kept", "lost"] {
+        send(&tx, Event::InitApply(cm(name, "1")));
+    }
     send(&tx, Event::InitDone);
-    for i in 0..6 {
-        send(&tx, Event::Apply(cm(&format!("c{i}"), "x")));
-    }
-    for _ in 0..100 {
-        if inf.store.state().len() == 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(inf.store.state().len(), 6, "the cache took every change");
+    let mut first = [next(&mut changes).await, next(&mut changes).await];
+    first.sort_by_key(|c| c.metadata.name.clone());
+    assert_eq!(first.iter().map(value).collect::<Vec<_>>(), ["1", "1"]);
+    // The watch broke; "lost" was deleted meanwhile and "kept" changed.
+    send(&tx, Event::Init);
+    send(&tx, Event::InitApply(cm("kept", "2")));
+    send(&tx, Event::InitDone);
     let mut names = Vec::new();
-    for _ in 0..6 {
-        names.push(next(&mut changes).await.metadata.name.unwrap_or_default());
+    for _ in 0..2 {
+        let c = next(&mut changes).await;
+        let name = c.metadata.name.clone().unwrap_or_default();
+        if name == "kept" {
+            assert_eq!(value(&c), "2", "the relisted object, not the old one");
+        }
+        names.push(name);
     }
     names.sort();
-    assert_eq!(names, ["c0", "c1", "c2", "c3", "c4", "c5"]);
+    assert_eq!(names, ["kept", "lost"]);
+    assert!(inf
+        .store
+        .get(&ObjectRef::new("lost").within("default"))
+        .is_none());
+    let idle = tokio::time::timeout(Duration::from_millis(100), changes.next()).await;
+    assert!(idle.is_err(), "nothing more than the relist's two objects");
+}
+
+#[tokio::test]
+async fn every_subscriber_gets_every_change() {
+    let (inf, tx) = informer();
+    let mut a = Box::pin(inf.changes());
+    let mut b = Box::pin(inf.changes());
+    send(&tx, Event::Init);
+    send(&tx, Event::InitDone);
+    for i in 0..5000 {
+        send(&tx, Event::Apply(cm(&format!("c{i}"), "x")));
+    }
+    for _ in 0..5000 {
+        next(&mut a).await;
+    }
+    for i in 0..5000 {
+        let c = next(&mut b).await;
+        assert_eq!(
+            c.metadata.name,
+            Some(format!("c{i}")),
+            "in order, none dropped"
+        );
+    }
 }

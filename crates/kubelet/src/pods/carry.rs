@@ -81,18 +81,24 @@ pub fn ran_before(pod: &Pod) -> HashMap<String, Observed> {
         .collect()
 }
 
-/// A reported container status as CRI's, when it had started.
+/// A reported container status as CRI's, when it had started: running,
+/// terminated, or waiting to restart after a termination (CrashLoopBackOff).
 fn reported(st: &ContainerStatus) -> Option<v1::ContainerStatus> {
     let v = serde_json::to_value(st).ok()?;
-    let state = &v["state"];
+    let (state, last) = (&v["state"], &v["lastState"]);
     let (t, running) = if state["terminated"].is_object() {
         (&state["terminated"], false)
     } else if state["running"].is_object() {
         (&state["running"], true)
+    } else if last["terminated"].is_object() {
+        (&last["terminated"], false)
     } else {
         return None;
     };
-    let id = st.container_id.as_deref().unwrap_or_default();
+    let id = t["containerID"]
+        .as_str()
+        .or(st.container_id.as_deref())
+        .unwrap_or_default();
     let mut s = v1::ContainerStatus {
         id: id.split_once("://").map_or(id, |(_, i)| i).to_string(),
         metadata: Some(v1::ContainerMetadata {
@@ -119,6 +125,28 @@ fn nanos(t: &Value) -> i64 {
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .and_then(|t| t.timestamp_nanos_opt())
         .unwrap_or_default()
+}
+
+/// Whether a pod whose sandbox is gone needs a new one, by upstream's rule:
+/// not when a container already ran under restartPolicy Never, nor when
+/// every container succeeded under OnFailure — the pod is then done.
+pub fn needs_sandbox(pod: &Pod, carried: &HashMap<String, Observed>) -> bool {
+    let spec = sandbox::spec(pod);
+    let ran: Vec<Option<&Observed>> = spec
+        .containers
+        .iter()
+        .map(|c| carried.get(&c.name))
+        .collect();
+    if ran.iter().all(Option::is_none) {
+        return true;
+    }
+    match spec.restart_policy.as_deref() {
+        Some("Never") => false,
+        Some("OnFailure") => ran
+            .iter()
+            .any(|o| o.is_none_or(|o| o.latest.exit_code != 0)),
+        _ => true,
+    }
 }
 
 /// `observed` (the current sandbox's containers) completed with what was

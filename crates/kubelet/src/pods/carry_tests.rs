@@ -135,3 +135,53 @@ fn carried_statuses_fill_in_what_the_new_sandbox_lacks() {
     merge(&mut same, &carried);
     assert!(same["app"].previous.is_none(), "not its own previous");
 }
+
+#[test]
+fn a_crash_looping_container_keeps_its_count() {
+    let mut p = pod();
+    p.status = serde_json::from_value(json!({"containerStatuses": [
+        {"name": "app", "image": "busybox", "imageID": "", "ready": false, "restartCount": 5,
+         "containerID": "bosun://last",
+         "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+         "lastState": {"terminated": {"exitCode": 1, "containerID": "bosun://last"}}}]}))
+    .expect("a status");
+    let ran = ran_before(&p);
+    let app = &ran["app"];
+    assert_eq!((app.attempt(), app.latest.exit_code), (5, 1));
+    assert_eq!(app.latest.id, "last");
+}
+
+#[test]
+fn a_sandbox_is_recreated_only_for_containers_that_may_run_again() {
+    let with_policy = |policy: &str| {
+        let mut p = pod();
+        if let Some(spec) = p.spec.as_mut() {
+            spec.restart_policy = Some(policy.into());
+        }
+        p
+    };
+    let failed = HashMap::from([(
+        "app".to_string(),
+        instance("a", 0, v1::ContainerState::ContainerExited, 137),
+    )]);
+    let succeeded = HashMap::from([(
+        "app".to_string(),
+        instance("a", 0, v1::ContainerState::ContainerExited, 0),
+    )]);
+    let only_dbg = HashMap::from([(
+        "dbg".to_string(),
+        instance("d", 0, v1::ContainerState::ContainerExited, 0),
+    )]);
+    assert!(
+        needs_sandbox(&with_policy("Never"), &HashMap::new()),
+        "never ran"
+    );
+    assert!(
+        needs_sandbox(&with_policy("Never"), &only_dbg),
+        "only a debug container ran"
+    );
+    assert!(!needs_sandbox(&with_policy("Never"), &failed));
+    assert!(needs_sandbox(&with_policy("OnFailure"), &failed));
+    assert!(!needs_sandbox(&with_policy("OnFailure"), &succeeded));
+    assert!(needs_sandbox(&with_policy("Always"), &succeeded));
+}

@@ -161,7 +161,15 @@ impl Inputs<'_> {
         if self.init_failed {
             return "Failed";
         }
-        if !self.init_done {
+        // Init containers running again in a recreated sandbox do not make
+        // a pod whose containers already ran Pending again (upstream's rule).
+        let started = |s: &Value| {
+            let (st, last) = (&s["state"], &s["lastState"]);
+            st.get("running").is_some()
+                || st.get("terminated").is_some()
+                || last.get("terminated").is_some()
+        };
+        if !self.init_done && !statuses.iter().any(started) {
             return "Pending";
         }
         let policy = super::sandbox::spec(self.pod)

@@ -183,7 +183,8 @@ impl Worker {
         }
         self.timeline.mark("volumes");
         let sid = match self.ensure_sandbox().await {
-            Ok(s) => s,
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(()),
             Err(e) => {
                 self.warn_once("FailedCreatePodSandBox", &e.to_string())
                     .await;
@@ -233,8 +234,9 @@ impl Worker {
             .await;
     }
 
-    /// Adopts the pod's ready sandbox or creates one (removing dead ones).
-    async fn ensure_sandbox(&mut self) -> Result<String> {
+    /// Adopts the pod's ready sandbox or creates one (removing dead ones);
+    /// none when the pod's containers ran and are not to run again.
+    async fn ensure_sandbox(&mut self) -> Result<Option<String>> {
         let all = self
             .ctx
             .cri
@@ -264,9 +266,12 @@ impl Worker {
                 tracing::info!(pod = %self.name(), sandbox = %sb.id, %ip, "adopted sandbox");
                 self.sandbox = Some((sb.id.clone(), ip));
             }
-            return Ok(sb.id);
+            return Ok(Some(sb.id));
         }
-        self.create_sandbox(attempt).await
+        if !super::carry::needs_sandbox(&self.pod, &self.carried) {
+            return Ok(None);
+        }
+        self.create_sandbox(attempt).await.map(Some)
     }
 
     /// What a dead sandbox's containers leave to its successor: containers
@@ -533,9 +538,12 @@ impl Worker {
     async fn report(&mut self) -> Value {
         let runtime = self.ctx.runtime_name.clone();
         let pod_ip = self.pod_ip();
+        // What was carried counts even when this pass failed before observing.
+        let mut observed = self.observed.clone();
+        super::carry::merge(&mut observed, &self.carried);
         let st = status::Inputs {
             pod: &self.pod,
-            observed: &self.observed,
+            observed: &observed,
             waiting: &self.waiting,
             plugins: &self.plugins,
             runtime: &runtime,
