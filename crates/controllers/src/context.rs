@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use std::collections::HashSet;
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Each subscriber's queue. Unbounded, as client-go's per-listener buffers:
 /// the controllers drain theirs continuously, and a bounded queue would have
@@ -64,18 +64,20 @@ where
     /// `Controller::owns_stream` / `watches_stream`, which never see an error.
     pub fn changes(&self) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
         let (tx, rx) = mpsc::unbounded();
-        if let Ok(mut subs) = self.subscribers.lock() {
-            subs.push(tx);
-        }
+        lock(&self.subscribers).push(tx);
         rx.map(|obj| Ok(K::clone(&obj)))
     }
 }
 
+/// The subscriber list (nothing can panic while holding it, so a poisoned
+/// lock still guards a whole list).
+fn lock<K>(subscribers: &Subscribers<K>) -> MutexGuard<'_, Vec<mpsc::UnboundedSender<Arc<K>>>> {
+    subscribers.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Hands `obj` to every subscriber, forgetting those that went away.
 fn send<K>(subscribers: &Subscribers<K>, obj: &Arc<K>) {
-    if let Ok(mut subs) = subscribers.lock() {
-        subs.retain(|tx| tx.unbounded_send(obj.clone()).is_ok());
-    }
+    lock(subscribers).retain(|tx| tx.unbounded_send(obj.clone()).is_ok());
 }
 
 /// Drives a reflector and publishes each change once the store has applied
@@ -126,26 +128,22 @@ where
 /// Shared state of the controller manager.
 pub struct Context {
     pub client: Client,
-    pub pods: Store<Pod>,
-    pub replicasets: Store<ReplicaSet>,
-    pub pod_informer: Informer<Pod>,
-    pub replicaset_informer: Informer<ReplicaSet>,
+    pub pods: Informer<Pod>,
+    pub replicasets: Informer<ReplicaSet>,
     pub expectations: Expectations,
 }
 
 impl Context {
     /// Starts the shared informers and waits until they have listed once.
     pub async fn start(client: Client) -> Context {
-        let pod_informer = Informer::<Pod>::start(&client);
-        let replicaset_informer = Informer::<ReplicaSet>::start(&client);
-        let _ = pod_informer.store.wait_until_ready().await;
-        let _ = replicaset_informer.store.wait_until_ready().await;
+        let pods = Informer::<Pod>::start(&client);
+        let replicasets = Informer::<ReplicaSet>::start(&client);
+        let _ = pods.store.wait_until_ready().await;
+        let _ = replicasets.store.wait_until_ready().await;
         Context {
             client,
-            pods: pod_informer.store.clone(),
-            replicasets: replicaset_informer.store.clone(),
-            pod_informer,
-            replicaset_informer,
+            pods,
+            replicasets,
             expectations: Expectations::default(),
         }
     }

@@ -48,12 +48,12 @@ pub async fn run(client: Client, opts: Options) {
     let wc = watcher::Config::default;
     let cfg = Config::default().concurrency(8);
     let rs = Controller::new(Api::<ReplicaSet>::all(client.clone()), wc())
-        .owns_stream(ctx.pod_informer.changes())
+        .owns_stream(ctx.pods.changes())
         .with_config(cfg.clone())
         .run(replicaset::reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
     let deploy = Controller::new(Api::<Deployment>::all(client.clone()), wc())
-        .owns_stream(ctx.replicaset_informer.changes())
+        .owns_stream(ctx.replicasets.changes())
         .with_config(cfg)
         .run(deployment::reconcile, error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
@@ -72,7 +72,7 @@ pub async fn run(client: Client, opts: Options) {
     };
     let lifecycle = nodelifecycle::run(
         client.clone(),
-        ctx.pods.clone(),
+        ctx.pods.store.clone(),
         opts.node_lifecycle.clone(),
     );
     let endpoints = endpointslice::run(client.clone(), ctx.clone());

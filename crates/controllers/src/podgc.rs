@@ -87,7 +87,7 @@ pub async fn run(ctx: Arc<Context>, threshold: usize) {
             .iter()
             .filter_map(|n| n.metadata.name.clone())
             .collect();
-        let d = plan(&ctx.pods.state(), &names, threshold);
+        let d = plan(&ctx.pods.store.state(), &names, threshold);
         for (ns, name) in &d.terminated {
             force_delete(&client, ns, name, "terminated pod beyond the threshold").await;
         }

@@ -71,7 +71,7 @@ async fn claim_pods(ctx: &Context, rs: &ReplicaSet, api: &Api<Pod>) -> Result<Ve
         .map(|s| s.selector.clone())
         .unwrap_or_default();
     let mut out = Vec::new();
-    for p in ctx.pods.state() {
+    for p in ctx.pods.store.state() {
         if p.metadata.namespace.as_deref() != Some(ns) {
             continue;
         }

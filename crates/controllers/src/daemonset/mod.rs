@@ -51,7 +51,7 @@ pub async fn run(client: Client, base: Arc<Context>) {
     let revisions = crate::context::cache::<ControllerRevision>(&client);
     let _ = nodes.store.wait_until_ready().await;
     let _ = revisions.wait_until_ready().await;
-    let pod_changes = base.pod_informer.changes();
+    let pod_changes = base.pods.changes();
     let ctx = Arc::new(DsContext {
         base,
         nodes: nodes.store.clone(),
@@ -106,6 +106,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<DsContext>) -> Result<Action
     let pods: Vec<Arc<Pod>> = ctx
         .base
         .pods
+        .store
         .state()
         .into_iter()
         .filter(|p| p.metadata.namespace == ds.metadata.namespace)

@@ -99,7 +99,7 @@ async fn owned_replicasets(
         .map(|s| s.selector.clone())
         .unwrap_or_default();
     let mut out = Vec::new();
-    for rs in ctx.replicasets.state() {
+    for rs in ctx.replicasets.store.state() {
         if rs.metadata.namespace.as_deref() != ns || rs.metadata.deletion_timestamp.is_some() {
             continue;
         }
@@ -253,7 +253,7 @@ async fn step(
             .iter()
             .filter_map(|r| r.metadata.uid.as_deref())
             .collect();
-        let old_running = ctx.pods.state().iter().any(|p| {
+        let old_running = ctx.pods.store.state().iter().any(|p| {
             is_active(p)
                 && controller_of(&p.metadata).is_some_and(|r| old_uids.contains(&r.uid.as_str()))
         });

@@ -85,7 +85,7 @@ fn error_policy(_svc: Arc<Service>, err: &Error, _st: Arc<State>) -> Action {
 pub async fn run(client: Client, ctx: Arc<Context>) {
     let st = Arc::new(State {
         client: client.clone(),
-        pods: ctx.pods.clone(),
+        pods: ctx.pods.store.clone(),
         members: Mutex::new(HashMap::new()),
     });
     let wc = watcher::Config::default;
@@ -93,7 +93,7 @@ pub async fn run(client: Client, ctx: Arc<Context>) {
     let services = ctl.store();
     let mapper_state = st.clone();
     ctl.owns(Api::<EndpointSlice>::all(client.clone()), wc())
-        .watches_stream(ctx.pod_informer.changes(), move |pod: Pod| {
+        .watches_stream(ctx.pods.changes(), move |pod: Pod| {
             services_of(&pod, &services, &mapper_state)
         })
         .with_config(Config::default().concurrency(4))

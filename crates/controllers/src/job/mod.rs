@@ -31,7 +31,7 @@ use std::time::Duration;
 pub async fn run(client: Client, ctx: Arc<Context>) {
     let wc = watcher::Config::default;
     let controller = Controller::new(Api::<Job>::all(client.clone()), wc())
-        .owns_stream(ctx.pod_informer.changes())
+        .owns_stream(ctx.pods.changes())
         .with_config(Config::default().concurrency(8));
     let jobs = controller.store();
     let sweep = sweep_orphans(ctx.clone(), jobs);
@@ -54,6 +54,7 @@ async fn sweep_orphans(ctx: Arc<Context>, jobs: Store<Job>) {
             .collect();
         let orphans: Vec<Arc<Pod>> = ctx
             .pods
+            .store
             .state()
             .into_iter()
             .filter(|p| status::tracked(p))
@@ -71,6 +72,7 @@ fn owned_pods(ctx: &Context, job: &Job) -> Vec<Arc<Pod>> {
     let ns = job.metadata.namespace.as_deref();
     let uid = job.metadata.uid.as_deref().unwrap_or_default();
     ctx.pods
+        .store
         .state()
         .into_iter()
         .filter(|p| p.metadata.namespace.as_deref() == ns)
