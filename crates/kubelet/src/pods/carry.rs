@@ -6,7 +6,8 @@
 //! so the restart policy decides as usual (Always restarts it one attempt
 //! further, Never leaves it terminated), ephemeral containers never run
 //! again, and a new instance shows the carried one as `lastState`. Init
-//! containers are not carried: they run again in a new sandbox.
+//! containers are not carried: they run again in a new sandbox, their
+//! count going on from the reported status (`next_attempts`).
 
 use super::ephemeral;
 use super::sandbox;
@@ -78,6 +79,22 @@ pub fn ran_before(pod: &Pod) -> HashMap<String, Observed> {
                 },
             ))
         })
+        .collect()
+}
+
+/// The attempt each init container would start at next according to the
+/// pod's reported status: one past its restartCount, for those that started.
+/// A kubelet that starts over with the pod's sandbox gone keeps counting
+/// (other containers' counts go on from their carried status).
+pub fn next_attempts(pod: &Pod) -> HashMap<String, u32> {
+    let Some(st) = pod.status.as_ref() else {
+        return HashMap::new();
+    };
+    st.init_container_statuses
+        .iter()
+        .flatten()
+        .filter(|c| c.container_id.as_deref().is_some_and(|id| !id.is_empty()))
+        .map(|c| (c.name.clone(), c.restart_count.max(0) as u32 + 1))
         .collect()
 }
 

@@ -185,3 +185,24 @@ fn a_sandbox_is_recreated_only_for_containers_that_may_run_again() {
     assert!(!needs_sandbox(&with_policy("OnFailure"), &succeeded));
     assert!(needs_sandbox(&with_policy("Always"), &succeeded));
 }
+
+#[test]
+fn init_containers_continue_their_reported_restart_counts() {
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "app"}, {"name": "new"}],
+                 "initContainers": [{"name": "init"}]},
+        "status": {
+            "containerStatuses": [
+                {"name": "app", "image": "", "imageID": "", "ready": true,
+                 "restartCount": 2, "containerID": "bosun://a"},
+                {"name": "new", "image": "", "imageID": "", "ready": false,
+                 "restartCount": 0}],
+            "initContainerStatuses": [
+                {"name": "init", "image": "", "imageID": "", "ready": false,
+                 "restartCount": 0, "containerID": "bosun://i"}]}}))
+    .expect("a pod");
+    let next = next_attempts(&pod);
+    assert_eq!(next.get("init"), Some(&1));
+    assert_eq!(next.get("app"), None, "carried, not counted here");
+    assert!(next_attempts(&Pod::default()).is_empty());
+}

@@ -347,7 +347,7 @@ impl Worker {
             Err(e) => tracing::warn!(error = %e, "listing sandboxes"),
         }
         self.sandbox = None;
-        self.observed.clear();
+        self.reset_observed();
         self.cache.clear();
         if let Err(e) = crate::cgroup::remove_pod_cgroup(&self.cgroup) {
             tracing::warn!(error = %e, "removing the pod cgroup");

@@ -45,22 +45,6 @@ pub fn terminal(pod: &Pod) -> bool {
         .is_some_and(|p| matches!(p, "Succeeded" | "Failed"))
 }
 
-/// The attempt each init container would start at next according to the
-/// pod's reported status: one past its restartCount, for those that started.
-/// A kubelet that starts over with the pod's sandbox gone keeps counting
-/// (other containers' counts go on from their carried status, see `carry`).
-pub fn next_attempts(pod: &Pod) -> HashMap<String, u32> {
-    let Some(st) = pod.status.as_ref() else {
-        return HashMap::new();
-    };
-    st.init_container_statuses
-        .iter()
-        .flatten()
-        .filter(|c| c.container_id.as_deref().is_some_and(|id| !id.is_empty()))
-        .map(|c| (c.name.clone(), c.restart_count.max(0) as u32 + 1))
-        .collect()
-}
-
 /// RFC 3339 time of CRI nanoseconds (empty for 0).
 pub fn time_of(nanos: i64) -> Option<String> {
     (nanos > 0).then(|| {
@@ -308,30 +292,4 @@ fn condition(old: Option<&Value>, kind: &str, ok: bool, reason: &str) -> Value {
         c["reason"] = json!(reason);
     }
     c
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn init_containers_continue_their_reported_restart_counts() {
-        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
-            "spec": {"containers": [{"name": "app"}, {"name": "new"}],
-                     "initContainers": [{"name": "init"}]},
-            "status": {
-                "containerStatuses": [
-                    {"name": "app", "image": "", "imageID": "", "ready": true,
-                     "restartCount": 2, "containerID": "bosun://a"},
-                    {"name": "new", "image": "", "imageID": "", "ready": false,
-                     "restartCount": 0}],
-                "initContainerStatuses": [
-                    {"name": "init", "image": "", "imageID": "", "ready": false,
-                     "restartCount": 0, "containerID": "bosun://i"}]}}))
-        .expect("a pod");
-        let next = next_attempts(&pod);
-        assert_eq!(next.get("init"), Some(&1));
-        assert_eq!(next.get("app"), None, "carried, not counted here");
-        assert!(next_attempts(&Pod::default()).is_empty());
-    }
 }

@@ -40,7 +40,7 @@ pub struct Worker {
     pub(super) sandbox: Option<(String, String)>,
     pub(super) observed: HashMap<String, Observed>,
     /// Containers that ran in a sandbox since removed, or before this worker
-    /// started: their last status (see `carry`).
+    /// started: their last status (see `carry`). Always part of `observed`.
     pub(super) carried: HashMap<String, Observed>,
     /// The attempt an init container starts at in a recreated sandbox: one
     /// past its last (restartCount keeps counting).
@@ -88,13 +88,13 @@ impl Worker {
             .unwrap_or_else(status::now);
         let cgroup = crate::cgroup::pod_cgroup_path(&ctx.config.cgroup_root, &pod);
         let carried = super::carry::ran_before(&pod);
-        let next_attempt = status::next_attempts(&pod);
+        let next_attempt = super::carry::next_attempts(&pod);
         Self {
             ctx,
             pod,
             uid,
             sandbox: None,
-            observed: HashMap::new(),
+            observed: carried.clone(),
             carried,
             next_attempt,
             cache: HashMap::new(),
@@ -285,7 +285,15 @@ impl Worker {
             }
         }
         self.carried.extend(carried);
+        self.reset_observed();
         self.init_done = false;
+    }
+
+    /// Forgets the containers seen in a sandbox that is gone, keeping what
+    /// was carried (so a status report made before the next `observe` still
+    /// shows it).
+    pub(super) fn reset_observed(&mut self) {
+        self.observed = self.carried.clone();
     }
 
     /// The attempt container `name` starts at when it has no instance here.
@@ -342,7 +350,7 @@ impl Worker {
         blocking(move || sandbox::write_file(&dir, "etc-hosts", &hosts)).await?;
         tracing::info!(pod = %self.name(), sandbox = %id, %ip, "sandbox started");
         self.sandbox = Some((id.clone(), ip));
-        self.observed.clear();
+        self.reset_observed();
         Ok(id)
     }
 
@@ -538,12 +546,9 @@ impl Worker {
     async fn report(&mut self) -> Value {
         let runtime = self.ctx.runtime_name.clone();
         let pod_ip = self.pod_ip();
-        // What was carried counts even when this pass failed before observing.
-        let mut observed = self.observed.clone();
-        super::carry::merge(&mut observed, &self.carried);
         let st = status::Inputs {
             pod: &self.pod,
-            observed: &observed,
+            observed: &self.observed,
             waiting: &self.waiting,
             plugins: &self.plugins,
             runtime: &runtime,
